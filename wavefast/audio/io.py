@@ -1,0 +1,129 @@
+"""Reading and writing audio and mel files. The only module that knows file formats."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ..errors import WavefastError
+
+MEL_SUFFIXES = (".npy", ".pt")
+
+
+def _check_readable(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise WavefastError(f"file not found: {path}")
+    if not path.is_file():
+        raise WavefastError(f"not a file: {path}")
+    if not os.access(path, os.R_OK):
+        raise WavefastError(f"file is not readable: {path}")
+    return path
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (librosa / soxr). audio (L,) float32."""
+    if orig_sr == target_sr:
+        return audio
+    import librosa
+
+    return librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr).astype(np.float32)
+
+
+def read_audio(path, target_sr: Optional[int] = None, *, announce: bool = False) -> Tuple[np.ndarray, int]:
+    """Read a sound file as mono float32 in [-1, 1].
+
+    Multi-channel files are averaged. If ``target_sr`` differs from the file's
+    rate the audio is resampled (and, with ``announce``, a line says so on stderr).
+    Returns ``(audio (L,), sample_rate)``.
+    """
+    path = _check_readable(path)
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError with a reason
+        raise WavefastError(f"cannot read audio file {path}: {exc}") from None
+    audio = audio.mean(axis=1)
+    if audio.size == 0:
+        raise WavefastError(f"audio file is empty: {path}")
+    if not np.isfinite(audio).all():
+        raise WavefastError(f"audio file contains NaN or Inf samples: {path}")
+    if target_sr is not None and sr != target_sr:
+        if announce:
+            print(f"wavefast: resampling {path.name} from {sr} Hz to {target_sr} Hz (the model's rate)", file=sys.stderr)
+        audio = resample(audio, sr, target_sr)
+        sr = target_sr
+    return audio.astype(np.float32), int(sr)
+
+
+def load_mel(path) -> torch.Tensor:
+    """Load a mel spectrogram saved as .npy or .pt (a plain tensor), shape (n_mels, frames)."""
+    path = _check_readable(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            mel = torch.from_numpy(np.load(str(path), allow_pickle=False))
+        elif suffix == ".pt":
+            mel = torch.load(str(path), map_location="cpu", weights_only=True)
+        else:
+            raise WavefastError(f"unknown mel file type {suffix!r} for {path}; allowed: .npy, .pt")
+    except WavefastError:
+        raise
+    except Exception as exc:
+        raise WavefastError(f"cannot read mel file {path}: {exc}") from None
+    if not torch.is_tensor(mel):
+        raise WavefastError(f"mel file {path} holds a {type(mel).__name__}, expected a tensor (n_mels, frames)")
+    mel = mel.float()
+    if mel.dim() == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    if mel.dim() != 2:
+        raise WavefastError(f"mel in {path} has shape {tuple(mel.shape)}, expected (n_mels, frames)")
+    if mel.shape[1] == 0:
+        raise WavefastError(f"mel in {path} has no frames")
+    if not torch.isfinite(mel).all():
+        raise WavefastError(f"mel in {path} contains NaN or Inf")
+    return mel
+
+
+def atomic_output(path, suffix: str = ""):
+    """Context manager yielding a temporary path next to ``path``; renamed onto it on success."""
+    return _AtomicPath(Path(path), suffix)
+
+
+class _AtomicPath:
+    def __init__(self, path: Path, suffix: str):
+        self.path = path
+        self.suffix = suffix or path.suffix
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.suffix, dir=self.path.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def write_wav(path, audio, sample_rate: int) -> Path:
+    """Write mono float audio as 16-bit PCM WAV atomically (temp file + rename)."""
+    audio = np.asarray(audio.detach().cpu() if torch.is_tensor(audio) else audio, dtype=np.float32).reshape(-1)
+    if not np.isfinite(audio).all():
+        raise WavefastError(f"refusing to write {path}: audio contains NaN or Inf")
+    with atomic_output(path, ".wav") as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
+    return Path(path)

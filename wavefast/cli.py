@@ -1,0 +1,228 @@
+"""The ``wavefast`` command line. The only place that reads argv and picks a device.
+
+Bad input prints one line ``wavefast: error: ...`` on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import WavefastError
+
+MEL_SUFFIXES = (".npy", ".pt")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="model file (wavefast .safetensors, philsyn .pkl or lmnt .pt); "
+                                        "default: the shipped model")
+    p.add_argument("--preset", help="architecture preset for files that do not store it (philsyn-sc09, "
+                                    "philsyn-lj-base, philsyn-lj-large, lmnt-lj)")
+    p.add_argument("--steps", type=int, default=None, help="number of sampling steps S (default 6 for rule schedules)")
+    p.add_argument("--schedule", default="var-quadratic",
+                   help="var-linear, var-quadratic, step-linear, step-quadratic, ddpm, a preset "
+                        "(diffwave-base-6, diffwave-large-6, wavegrad-6) or a plan .json (default var-quadratic)")
+    p.add_argument("--kappa", type=float, default=1.0, help="1 = DDPM-rev (stochastic), 0 = DDIM-rev (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first item; item i uses seed+i (default 0)")
+    p.add_argument("--method", default="lgamma", help="continuous-step mapping: lgamma (exact), stirling (FastDPM), lmnt")
+    p.add_argument("--clip-range", action="store_true", help="clamp noise levels outside the trained range into it")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wavefast", description="Few-step sampling of DiffWave models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("schedule", help="print a sampling plan")
+    p.add_argument("--checkpoint", help="read T and the beta range from this model")
+    p.add_argument("--preset", help="architecture preset for philsyn files")
+    p.add_argument("--T", type=int, help="diffusion length T")
+    p.add_argument("--beta-0", type=float, help="first beta")
+    p.add_argument("--beta-T", type=float, help="last beta")
+    p.add_argument("--kind", default="var", help="var, step, ddpm, or a preset / plan .json")
+    p.add_argument("--spacing", default="quadratic", help="linear or quadratic (for var and step)")
+    p.add_argument("--steps", type=int, default=None, help="number of steps S (default 6)")
+    p.add_argument("--kappa", type=float, default=1.0, help="kappa for the sigma column (default 1)")
+    p.add_argument("--method", default="lgamma", help="lgamma, stirling or lmnt")
+    p.add_argument("--clip-range", action="store_true")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("vocode", help="turn mels (or wavs, via the model's front end) into audio")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="wav, or mel .npy/.pt of shape (n_mels, frames)")
+    p.add_argument("-o", "--output", required=True, help="output .wav (one input) or folder")
+    _add_sampling_args(p)
+    p.set_defaults(func=cmd_vocode)
+
+    p = sub.add_parser("generate", help="unconditional generation (e.g. SC09 digits)")
+    p.add_argument("-n", type=int, required=True, help="number of samples")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=16)
+    _add_sampling_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("convert", help="convert a philsyn / lmnt checkpoint to wavefast .safetensors")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--preset", help="architecture preset for files that do not store it")
+    p.add_argument("--config", help="upstream config.json (philsyn)")
+    p.add_argument("--fp16", action="store_true", help="store fp16 weights (default fp32)")
+    p.set_defaults(func=cmd_convert)
+
+    for module in ("wavefast.train.cli", "wavefast.eval.cli"):
+        try:
+            __import__(module, fromlist=["register"]).register(sub)
+        except ImportError:
+            pass
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------
+def cmd_schedule(args) -> int:
+    import torch
+
+    from .pipeline import plan_for
+    from .samplers.reverse import check_kappa
+    from .schedules import LinearBetaSchedule, make_plan
+
+    if args.checkpoint:
+        from .models.checkpoints import load_model
+
+        schedule = LinearBetaSchedule.from_spec(load_model(args.checkpoint, args.preset).spec.diffusion)
+    else:
+        if args.T is None or args.beta_0 is None or args.beta_T is None:
+            raise WavefastError("give --checkpoint, or all of --T, --beta-0 and --beta-T")
+        schedule = LinearBetaSchedule(args.T, args.beta_0, args.beta_T)
+    kind = args.kind
+    if kind in ("var", "step"):
+        if args.spacing not in ("linear", "quadratic"):
+            raise WavefastError(f"unknown spacing {args.spacing!r}; allowed: 'linear', 'quadratic'")
+        kind = f"{kind}-{args.spacing}"
+    kappa = check_kappa(args.kappa)
+    plan = make_plan(schedule, kind, args.steps, args.method, args.clip_range)
+    sigmas = plan.sigmas(kappa)
+    if args.json:
+        print(json.dumps({"name": plan.name, "T": schedule.T, "beta_0": schedule.beta_0, "beta_T": schedule.beta_T,
+                          "kappa": kappa, "steps": list(plan.steps), "alpha_bar": list(plan.alpha_bars),
+                          "sigma": list(sigmas), "info": plan.info}, indent=2))
+        return 0
+    print(f"plan {plan.name}: S={len(plan)} steps on T={schedule.T}, beta {schedule.beta_0} -> {schedule.beta_T}, "
+          f"kappa={kappa}")
+    print(f"{'i':>3} {'step t':>12} {'alpha_bar':>12} {'sigma':>12}")
+    for i, (t, a, s) in enumerate(zip(plan.steps, plan.alpha_bars, sigmas)):
+        print(f"{i:>3} {t:>12.6f} {a:>12.8f} {s:>12.8f}")
+    return 0
+
+
+def _load(args):
+    from .models import default_models
+    from .models.checkpoints import load_model
+
+    if args.checkpoint:
+        return load_model(args.checkpoint, args.preset, device=args.device)
+    return default_models.load_default(args.command, device=args.device)
+
+
+def _outputs_for(inputs: List[Path], output: Path) -> List[Path]:
+    if len(inputs) == 1 and output.suffix.lower() == ".wav":
+        return [output]
+    if output.suffix.lower() == ".wav":
+        raise WavefastError(f"{len(inputs)} inputs need an output folder, not the file {output}")
+    names = [p.name[: -len("".join(p.suffixes))] if p.suffixes else p.name for p in inputs]
+    if len(set(names)) != len(names):
+        raise WavefastError("two inputs share a file name; their outputs would overwrite each other")
+    return [output / f"{n}.wav" for n in names]
+
+
+def cmd_vocode(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .audio.io import load_mel, read_audio, write_wav
+    from .audio.mel import mel_spectrogram
+    from .pipeline import plan_for, vocode
+
+    inputs = [Path(p) for p in args.inputs]
+    outputs = _outputs_for(inputs, Path(args.output))
+    model = _load(args)
+    spec = model.spec
+    if not spec.conditional:
+        raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
+    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
+    mels = []
+    for path in inputs:  # read and check everything before writing anything
+        if path.suffix.lower() in MEL_SUFFIXES:
+            mels.append(load_mel(path))
+        else:
+            audio, _ = read_audio(path, spec.sample_rate, announce=True)
+            mels.append(mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length))
+    for i, (path, mel, out) in enumerate(tqdm(list(zip(inputs, mels, outputs)), desc="vocoding", unit="file",
+                                             disable=len(inputs) == 1)):
+        from .pipeline import check_mel
+
+        check_mel(model, mel, name=str(path))
+        audio = vocode(model, mel.to(args.device), schedule=plan, kappa=args.kappa, seed=args.seed + i,
+                       progress=True)
+        write_wav(out, audio, spec.sample_rate)
+        print(f"wrote {out} ({audio.shape[-1] / spec.sample_rate:.2f} s, {plan.name}, S={len(plan)}, "
+              f"kappa={args.kappa})", file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .audio.io import write_wav
+    from .pipeline import generate, plan_for
+
+    if args.n < 1:
+        raise WavefastError(f"-n must be >= 1, got {args.n}")
+    if args.batch_size < 1:
+        raise WavefastError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out_dir = Path(args.output)
+    if out_dir.suffix.lower() == ".wav":
+        raise WavefastError(f"-o must be a folder for generated samples, got {out_dir}")
+    model = _load(args)
+    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
+    bar = tqdm(total=args.n, desc="generating", unit="sample")
+    for start in range(0, args.n, args.batch_size):
+        count = min(args.batch_size, args.n - start)
+        audio = generate(model, count, schedule=plan, kappa=args.kappa, seed=args.seed + start, batch_size=count)
+        for j in range(count):
+            write_wav(out_dir / f"sample_{start + j:05d}.wav", audio[j], model.spec.sample_rate)
+        bar.update(count)
+    bar.close()
+    print(f"wrote {args.n} samples to {out_dir} ({plan.name}, S={len(plan)}, kappa={args.kappa})", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    import torch
+
+    from .models.checkpoints import convert
+
+    out = convert(args.input, args.output, args.preset, args.config, torch.float16 if args.fp16 else torch.float32)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except WavefastError as exc:
+        print(f"wavefast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wavefast: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, RuntimeError) as exc:
+        print(f"wavefast: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""DiffWave network, checkpoint adapters, presets and the shipped default models."""

@@ -1,0 +1,185 @@
+"""One DiffWave network for the philsyn/FastDPM, lmnt and native checkpoints.
+
+Shapes: audio ``x`` (B, 1, L); continuous diffusion step ``t`` (B,) in the
+checkpoint's own units (0 .. T-1, fractional allowed); mel ``cond``
+(B, n_mels, frames) with ``frames * hop >= L``. Output: predicted noise
+epsilon, (B, 1, L).
+
+Per residual layer k (Kong et al. 2021, eq. in Fig. 2)::
+
+    h     = x + W_t^k e(t)                         (step projection)
+    y     = DilatedConv_k(h) + W_c^k U(c)          (U: 2 x ConvTranspose2d, x16 each)
+    z     = tanh(y[:C]) * sigmoid(y[C:])
+    r, s  = split(W_o^k z, [C, S])
+    x'    = (h + r) / sqrt(2)  if residual_includes_step else  (x + r) / sqrt(2)
+    skip += s
+
+Output ``W_out relu(W_skip (skip / sqrt(K)))``. Checkpoint adapters
+(:mod:`wavefast.models.checkpoints`) map each published key layout onto these
+parameters: weight norm folded, lmnt's (sigmoid, tanh) gate order swapped into
+(tanh, sigmoid) order, and philsyn's separate residual/skip convolutions fused.
+
+The step-invariant work (mel upsampling and the per-layer conditioner
+projections) is split out as :meth:`DiffWave.prepare`, so a sampler computes it
+once per call instead of once per step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .spec import DiffWaveConfig, ModelSpec
+
+STEP_EMBED_IN = 128
+STEP_EMBED_HIDDEN = 512
+UPSAMPLE_STRIDE = 16  # two stages: x16 x16 = hop 256
+
+
+def sinusoidal_step_embedding(t: torch.Tensor, dim: int = STEP_EMBED_IN) -> torch.Tensor:
+    """philsyn embedding: ``[sin(t w_i), cos(t w_i)]``, ``w_i = 10^(-4 i / (dim/2 - 1))``.
+
+    t: (B,) float steps -> (B, dim).
+    """
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+    angles = t.float()[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def lmnt_embedding_table(rows: int, dim: int = STEP_EMBED_IN) -> torch.Tensor:
+    """lmnt table: row n is ``[sin(n w_i), cos(n w_i)]`` with ``w_i = 10^(+4 i / 63)``. (rows, dim)."""
+    steps = torch.arange(rows, dtype=torch.float32)[:, None]
+    freqs = 10.0 ** (torch.arange(dim // 2, dtype=torch.float32)[None, :] * 4.0 / 63.0)
+    table = steps * freqs
+    return torch.cat([torch.sin(table), torch.cos(table)], dim=1)
+
+
+class MelUpsampler(nn.Module):
+    """Two ConvTranspose2d (kernel 3x32, stride 1x16, padding 1x8), leaky_relu(0.4) after each.
+
+    (B, n_mels, frames) -> (B, n_mels, 256 * frames).
+    """
+
+    def __init__(self):
+        super().__init__()
+        s = UPSAMPLE_STRIDE
+        self.conv1 = nn.ConvTranspose2d(1, 1, (3, 2 * s), stride=(1, s), padding=(1, s // 2))
+        self.conv2 = nn.ConvTranspose2d(1, 1, (3, 2 * s), stride=(1, s), padding=(1, s // 2))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        h = mel.unsqueeze(1)
+        h = F.leaky_relu(self.conv1(h), 0.4)
+        h = F.leaky_relu(self.conv2(h), 0.4)
+        return h.squeeze(1)
+
+
+class ResidualLayer(nn.Module):
+    def __init__(self, cfg: DiffWaveConfig, dilation: int):
+        super().__init__()
+        c = cfg.residual_channels
+        self.channels = c
+        self.residual_includes_step = cfg.residual_includes_step
+        self.step_proj = nn.Linear(STEP_EMBED_HIDDEN, c)
+        self.dilated_conv = nn.Conv1d(c, 2 * c, 3, padding=dilation, dilation=dilation)
+        self.out_proj = nn.Conv1d(c, c + cfg.skip_channels, 1)
+        if cfg.conditional:
+            self.cond_proj = nn.Conv1d(cfg.n_mels, 2 * c, 1)
+            self.upsampler = MelUpsampler() if cfg.per_layer_upsampler else None
+        else:
+            self.cond_proj = None
+            self.upsampler = None
+
+    def conditioner(self, mel: torch.Tensor, shared_upsampled: Optional[torch.Tensor], length: int) -> torch.Tensor:
+        """Step-invariant term ``W_c U(c)``: (B, 2C, length)."""
+        up = self.upsampler(mel) if self.upsampler is not None else shared_upsampled
+        return self.cond_proj(up[..., :length])
+
+    def forward(self, x, step_emb, cond_term: Optional[torch.Tensor]):
+        h = x + self.step_proj(step_emb).unsqueeze(-1)
+        y = self.dilated_conv(h)
+        if cond_term is not None:
+            y = y + cond_term
+        z = torch.tanh(y[:, : self.channels]) * torch.sigmoid(y[:, self.channels:])
+        out = self.out_proj(z)
+        residual, skip = out[:, : self.channels], out[:, self.channels:]
+        base = h if self.residual_includes_step else x
+        return (base + residual) * math.sqrt(0.5), skip
+
+
+class DiffWave(nn.Module):
+    """DiffWave epsilon-predictor. ``model(x, t, cond=None) -> eps``; see module docstring."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        cfg = spec.arch
+        self.spec = spec
+        self.config = cfg
+        self.input_conv = nn.Conv1d(1, cfg.residual_channels, 1)
+        if cfg.step_embedding == "table":
+            self.register_buffer("embedding_table", lmnt_embedding_table(cfg.embedding_table_size), persistent=False)
+        self.step_fc1 = nn.Linear(STEP_EMBED_IN, STEP_EMBED_HIDDEN)
+        self.step_fc2 = nn.Linear(STEP_EMBED_HIDDEN, STEP_EMBED_HIDDEN)
+        self.upsampler = MelUpsampler() if cfg.conditional and not cfg.per_layer_upsampler else None
+        self.layers = nn.ModuleList(
+            ResidualLayer(cfg, 2 ** (i % cfg.dilation_cycle)) for i in range(cfg.residual_layers))
+        self.skip_conv = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
+        self.output_conv = nn.Conv1d(cfg.skip_channels, 1, 1)
+        nn.init.zeros_(self.output_conv.weight)
+        nn.init.zeros_(self.output_conv.bias)
+
+    # --- step embedding -------------------------------------------------------------
+    def embed_steps(self, t: torch.Tensor) -> torch.Tensor:
+        """t: (B,) float steps -> (B, 512) after the two Linear+swish layers."""
+        if self.config.step_embedding == "sinusoidal":
+            e = sinusoidal_step_embedding(t)
+        else:
+            table = self.embedding_table
+            t = t.float().clamp(0, table.shape[0] - 1)
+            low = torch.floor(t)
+            high_idx = torch.ceil(t).long()
+            frac = (t - low)[:, None]
+            e = table[low.long()] + (table[high_idx] - table[low.long()]) * frac
+        e = F.silu(self.step_fc1(e))
+        return F.silu(self.step_fc2(e))
+
+    # --- step-invariant conditioning ------------------------------------------------
+    def prepare(self, cond: Optional[torch.Tensor], length: int) -> Optional[List[torch.Tensor]]:
+        """Per-layer conditioner terms for audio of ``length`` samples, or None if unconditional.
+
+        cond: (B, n_mels, frames) with ``frames * 256 >= length``. Returns a list of
+        (B, 2C, length) tensors, one per residual layer.
+        """
+        if not self.config.conditional:
+            if cond is not None:
+                raise ValueError("this DiffWave model is unconditional; pass cond=None")
+            return None
+        if cond is None:
+            raise ValueError("this DiffWave model is mel-conditioned; pass cond of shape (B, n_mels, frames)")
+        if cond.dim() != 3 or cond.shape[1] != self.config.n_mels:
+            raise ValueError(f"cond must be (B, {self.config.n_mels}, frames), got {tuple(cond.shape)}")
+        if cond.shape[-1] * UPSAMPLE_STRIDE ** 2 < length:
+            raise ValueError(f"{cond.shape[-1]} mel frames cover {cond.shape[-1] * 256} samples < length {length}")
+        shared = self.upsampler(cond) if self.upsampler is not None else None
+        return [layer.conditioner(cond, shared, length) for layer in self.layers]
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, cond_terms: Optional[List[torch.Tensor]]) -> torch.Tensor:
+        """eps(x, t) given the precomputed conditioner terms from :meth:`prepare`."""
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        h = F.relu(self.input_conv(x))
+        step_emb = self.embed_steps(t)
+        skip = None
+        for k, layer in enumerate(self.layers):
+            h, s = layer(h, step_emb, None if cond_terms is None else cond_terms[k])
+            skip = s if skip is None else skip + s
+        out = skip * math.sqrt(1.0 / len(self.layers))
+        out = F.relu(self.skip_conv(out))
+        return self.output_conv(out)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.denoise(x, t, self.prepare(cond, x.shape[-1]))

@@ -1,0 +1,286 @@
+"""Step plans: which S noise levels a sampler visits, and at which model steps.
+
+A :class:`SamplingPlan` lists, in the order the sampler visits them (most noise
+first), the continuous model step ``t_i`` fed to the network and the noise level
+``alpha_bar_i`` used by the update; after the last entry the sampler jumps to
+``alpha_bar = 1`` (x_0). Builders (FastDPM, arXiv 2106.00132, Sec. 4):
+
+- ``step-linear``:    tau_i = floor(i (T-1)/(S-1)),              i = 0..S-1
+- ``step-quadratic``: tau_i = floor((i sqrt(0.8 T)/(S-1))^2)
+- ``var-linear``:     betas linspace(beta_0, x, S), x such that prod(1-beta) = alpha_bar_{T-1}
+- ``var-quadratic``:  betas beta_0 (1 + i x)^2, x likewise
+  (VAR steps are mapped to continuous steps t = alpha_bar^{-1}(prod_{j<=i}(1-beta_j)))
+- ``ddpm`` / ``full``: all T integer steps
+- named presets (published noise lists) and JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from ..errors import WavefastError, check_choice
+from .noise import CONTINUOUS_METHODS, LinearBetaSchedule
+
+PLAN_FORMAT = "wavefast-plan"
+RULE_PLANS = ("step-linear", "step-quadratic", "var-linear", "var-quadratic")
+FULL_PLANS = ("ddpm", "full")
+
+#: Published few-step noise schedules (betas of the short chain), REFERENCE.md section 2.
+PRESETS = {
+    "diffwave-base-6": ([1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5], "DiffWave BASE (T=50) fast schedule, Kong et al. 2021"),
+    "diffwave-large-6": ([1e-4, 1e-3, 0.01, 0.05, 0.2, 0.7], "DiffWave LARGE (T=200) fast schedule, Kong et al. 2021"),
+    "wavegrad-6": ([1e-6, 1.9e-5, 1e-4, 1e-3, 0.0111, 0.06], "WaveGrad 6-iteration grid-search schedule"),
+}
+
+
+def schedule_names() -> Tuple[str, ...]:
+    return RULE_PLANS + FULL_PLANS + tuple(PRESETS)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """S visited steps. ``steps`` decreasing, ``alpha_bars`` increasing, both length S."""
+
+    steps: Tuple[float, ...]
+    alpha_bars: Tuple[float, ...]
+    name: str = "custom"
+    info: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        if len(self.steps) != len(self.alpha_bars) or len(self.steps) == 0:
+            raise WavefastError("a plan needs the same, non-zero number of steps and alpha_bar values")
+        ab = list(self.alpha_bars)
+        if not all(0.0 < a < 1.0 for a in ab):
+            raise WavefastError(f"plan {self.name!r}: every alpha_bar must lie in (0, 1), got {ab}")
+        if any(b <= a for a, b in zip(ab, ab[1:])):
+            raise WavefastError(f"plan {self.name!r}: alpha_bar must increase strictly along the plan "
+                                f"(each step removes noise); got {ab}")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def next_alpha_bars(self) -> Tuple[float, ...]:
+        """alpha_bar after each step (1.0 after the last one)."""
+        return tuple(self.alpha_bars[1:]) + (1.0,)
+
+    def sigmas(self, kappa: float) -> Tuple[float, ...]:
+        """Per-step noise scale ``kappa * sqrt((1-a')/(1-a) * (1 - a/a'))`` (0 for the last step)."""
+        return tuple(reverse_sigma(a, n, kappa) for a, n in zip(self.alpha_bars, self.next_alpha_bars()))
+
+    def to_dict(self) -> dict:
+        return {"format": PLAN_FORMAT, "version": 1, "name": self.name, "steps": list(self.steps),
+                "alpha_bar": list(self.alpha_bars), "info": self.info}
+
+    def save(self, path) -> None:
+        from ..audio.io import atomic_output
+
+        with atomic_output(path, ".json") as tmp:
+            Path(tmp).write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def reverse_sigma(alpha_bar: float, alpha_bar_next: float, kappa: float) -> float:
+    if alpha_bar_next >= 1.0:
+        return 0.0
+    var = (1.0 - alpha_bar_next) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_next)
+    return kappa * math.sqrt(max(var, 0.0))
+
+
+# --- builders ---------------------------------------------------------------------------
+def _check_steps(S: int, T: int) -> int:
+    if isinstance(S, bool) or int(S) != S:
+        raise WavefastError(f"steps must be a whole number, got {S!r}")
+    S = int(S)
+    if S < 1 or S > T:
+        raise WavefastError(f"steps must be between 1 and T={T} (the model's diffusion length), got {S}")
+    return S
+
+
+def _plan_from_integer_steps(schedule: LinearBetaSchedule, taus: Sequence[int], name: str, info: dict) -> SamplingPlan:
+    taus = sorted(int(t) for t in taus)
+    if len(set(taus)) != len(taus):
+        raise WavefastError(f"{name} with {len(taus)} steps at T={schedule.T} repeats a step; "
+                            "use fewer steps or a var-* schedule")
+    ab = schedule.alpha_bar_discrete
+    ordered = list(reversed(taus))
+    return SamplingPlan(tuple(float(t) for t in ordered), tuple(float(ab[t]) for t in ordered), name, info)
+
+
+def step_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> SamplingPlan:
+    """FastDPM STEP: S integer steps of the trained chain (ends at step 0)."""
+    check_choice("STEP spacing", spacing, ("linear", "quadratic"))
+    S = _check_steps(S, schedule.T)
+    if S < 2:
+        raise WavefastError("STEP schedules need at least 2 steps (the last one is step 0); use var-* for 1 step")
+    T = schedule.T
+    if spacing == "linear":
+        c = (T - 1.0) / (S - 1.0)
+        taus = [math.floor(i * c) for i in range(S)]
+    else:
+        taus = [int(v) for v in (torch.linspace(0, math.sqrt(T * 0.8), S, dtype=torch.float64) ** 2).tolist()]
+    return _plan_from_integer_steps(schedule, taus, f"step-{spacing}", {"kind": "step", "spacing": spacing})
+
+
+def full_plan(schedule: LinearBetaSchedule) -> SamplingPlan:
+    """All T steps: with kappa = 1 this is the original DDPM sampler."""
+    return _plan_from_integer_steps(schedule, range(schedule.T), "ddpm", {"kind": "full"})
+
+
+def _bisect_decreasing(f, lo: float, hi: float, target: float, iters: int = 200) -> float:
+    """x in [lo, hi] with f(x) = target for decreasing f."""
+    if not (f(hi) <= target <= f(lo)):
+        raise WavefastError("no VAR noise schedule with these steps reaches the model's final noise level")
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if f(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def var_betas(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> torch.Tensor:
+    """FastDPM VAR noise list: S betas whose product prod(1 - beta) equals alpha_bar_{T-1}."""
+    check_choice("VAR spacing", spacing, ("linear", "quadratic"))
+    S = _check_steps(S, schedule.T)
+    target = float(schedule.alpha_bar_discrete[-1])
+    b0 = schedule.beta_0
+    if S == 1:
+        return torch.tensor([1.0 - target], dtype=torch.float64)
+    idx = torch.arange(S, dtype=torch.float64)
+    if spacing == "linear":
+        g = lambda x: b0 + (x - b0) * idx / (S - 1)
+        lo, hi = b0, 1.0 - 1e-12
+    else:
+        g = lambda x: b0 * (1.0 + idx * x) ** 2
+        lo, hi = 0.0, ((1.0 - 1e-12) / math.sqrt(b0) - 1.0) / (S - 1)
+    x = _bisect_decreasing(lambda x: float(torch.prod(1.0 - g(x))), lo, hi, target)
+    return g(x)
+
+
+def plan_from_betas(schedule: LinearBetaSchedule, betas: Sequence[float], name: str = "custom",
+                    method: str = "lgamma", info: Optional[dict] = None) -> SamplingPlan:
+    """A user noise list ``betas`` (short chain, first = least noise) as a plan.
+
+    ``gamma_bar_i = prod_{j<=i} (1 - beta_j)`` and ``t_i = alpha_bar^{-1}(gamma_bar_i)``
+    (``method``: lgamma exact, stirling as FastDPM, lmnt as lmnt-com/diffwave).
+    """
+    check_choice("continuous-step method", method, CONTINUOUS_METHODS)
+    betas = torch.as_tensor(list(betas), dtype=torch.float64)
+    if betas.numel() == 0:
+        raise WavefastError("a noise list needs at least one beta")
+    if not torch.isfinite(betas).all() or (betas <= 0).any() or (betas >= 1).any():
+        raise WavefastError(f"every beta in a noise list must lie in (0, 1), got {betas.tolist()}")
+    gamma_bar = torch.cumprod(1.0 - betas, dim=0)
+    _check_in_range(gamma_bar, schedule, name)
+    t = schedule.step_for_alpha_bar(gamma_bar, method)
+    info = dict(info or {}, betas=betas.tolist(), method=method)
+    return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), name, info)
+
+
+def var_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear", method: str = "lgamma") -> SamplingPlan:
+    betas = var_betas(schedule, S, spacing)
+    # The root makes prod(1-beta) = alpha_bar_{T-1} up to rounding: pin the end of the range exactly.
+    lo, hi = schedule.trained_range
+    gamma_bar = torch.cumprod(1.0 - betas, dim=0).clamp(lo, hi)
+    t = schedule.step_for_alpha_bar(gamma_bar, method)
+    info = {"kind": "var", "spacing": spacing, "betas": betas.tolist(), "method": method}
+    return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), f"var-{spacing}", info)
+
+
+def _check_in_range(alpha_bars: torch.Tensor, schedule: LinearBetaSchedule, name: str) -> None:
+    lo, hi = schedule.trained_range
+    tol = 1e-9
+    bad = [float(a) for a in alpha_bars if a < lo * (1 - tol) or a > hi * (1 + tol)]
+    if bad:
+        raise WavefastError(
+            f"schedule {name!r} asks for noise levels alpha_bar={bad} outside the checkpoint's trained range "
+            f"[{lo:.6g}, {hi:.6g}] (steps 0..{schedule.T - 1}, T={schedule.T}, beta {schedule.beta_0}->{schedule.beta_T}); "
+            "pick a schedule inside it, or pass clip_range=True / --clip-range to clamp the levels into it")
+
+
+def clip_plan_to_range(plan: SamplingPlan, schedule: LinearBetaSchedule, method: str = "lgamma") -> SamplingPlan:
+    """Clamp every noise level into the trained range (duplicates after clamping are dropped)."""
+    lo, hi = schedule.trained_range
+    ab = torch.tensor(sorted({min(max(a, lo), hi) for a in plan.alpha_bars}), dtype=torch.float64)
+    t = schedule.step_for_alpha_bar(ab, method)
+    return SamplingPlan(tuple(t.tolist()), tuple(ab.tolist()), plan.name + "+clipped", dict(plan.info, clipped=True))
+
+
+def load_plan_json(path, schedule: LinearBetaSchedule, method: str = "lgamma") -> SamplingPlan:
+    """Read a plan JSON: ``{"steps": [...], "alpha_bar": [...]}`` or ``{"betas": [...]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WavefastError(f"schedule file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WavefastError(f"cannot read schedule file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise WavefastError(f"schedule file {path} must hold a JSON object")
+    name = str(data.get("name", path.stem))
+    if "betas" in data and "steps" not in data:
+        return plan_from_betas(schedule, data["betas"], name, method, data.get("info"))
+    if "steps" not in data:
+        raise WavefastError(f"schedule file {path} needs 'steps' (with optional 'alpha_bar') or 'betas'")
+    try:
+        steps = [float(s) for s in data["steps"]]
+        ab = [float(a) for a in data["alpha_bar"]] if "alpha_bar" in data else \
+            schedule.alpha_bar(torch.tensor(steps, dtype=torch.float64), method).tolist()
+    except (TypeError, ValueError) as exc:
+        raise WavefastError(f"schedule file {path}: steps/alpha_bar must be lists of numbers ({exc})") from None
+    if any(s < -1 or s > schedule.T - 1 for s in steps):
+        raise WavefastError(f"schedule file {path}: steps must lie in [0, {schedule.T - 1}] for this model, got {steps}")
+    _check_in_range(torch.tensor(ab, dtype=torch.float64), schedule, name)
+    return SamplingPlan(tuple(steps), tuple(ab), name, dict(data.get("info", {}), source=str(path)))
+
+
+def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: Optional[int] = None,
+              method: str = "lgamma", clip_range: bool = False) -> SamplingPlan:
+    """Build a plan by name: a rule (with ``steps``), ``ddpm``, a preset, or a ``.json`` path.
+
+    ``steps`` defaults to 6 for rules; for fixed-length plans it must be None or
+    equal to the plan's length.
+    """
+    check_choice("continuous-step method", method, CONTINUOUS_METHODS)
+    name = str(name)
+    if name.endswith(".json"):
+        plan = _clip_or_check(lambda: load_plan_json(name, schedule, method), schedule, method, clip_range, name)
+    elif name in RULE_PLANS:
+        kind, spacing = name.split("-")
+        S = 6 if steps is None else steps
+        if kind == "step":
+            return step_plan(schedule, S, spacing)
+        return var_plan(schedule, S, spacing, method)
+    elif name in FULL_PLANS:
+        plan = full_plan(schedule)
+    elif name in PRESETS:
+        betas, note = PRESETS[name]
+        plan = _clip_or_check(lambda: plan_from_betas(schedule, betas, name, method, {"kind": "preset", "note": note}),
+                              schedule, method, clip_range, name, betas)
+    else:
+        allowed = ", ".join(schedule_names())
+        raise WavefastError(f"unknown schedule {name!r}; allowed: {allowed}, or a path to a plan .json")
+    if steps is not None and int(steps) != len(plan):
+        raise WavefastError(f"schedule {name!r} has {len(plan)} steps; drop --steps or pass --steps {len(plan)}")
+    return plan
+
+
+def _clip_or_check(build, schedule, method, clip_range, name, betas=None) -> SamplingPlan:
+    try:
+        return build()
+    except WavefastError:
+        if not clip_range:
+            raise
+    if betas is not None:
+        gamma_bar = torch.cumprod(1.0 - torch.tensor(betas, dtype=torch.float64), 0)
+        raw = SamplingPlan(tuple(range(len(betas) - 1, -1, -1)), tuple(gamma_bar.flip(0).tolist()), name)
+    else:
+        data = json.loads(Path(name).read_text())
+        raw = SamplingPlan(tuple(data["steps"]), tuple(data["alpha_bar"]), Path(name).stem)
+    return clip_plan_to_range(raw, schedule, method)
