@@ -142,7 +142,7 @@ def cmd_vocode(args) -> int:
 
     from .audio.io import load_mel, read_audio, write_wav
     from .audio.mel import mel_spectrogram
-    from .pipeline import plan_for, vocode
+    from .pipeline import check_mel, plan_for, vocode
 
     inputs = [Path(p) for p in args.inputs]
     outputs = _outputs_for(inputs, Path(args.output))
@@ -158,11 +158,9 @@ def cmd_vocode(args) -> int:
         else:
             audio, _ = read_audio(path, spec.sample_rate, announce=True)
             mels.append(mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length))
+    mels = [check_mel(model, mel, name=str(path)) for path, mel in zip(inputs, mels)]
     for i, (path, mel, out) in enumerate(tqdm(list(zip(inputs, mels, outputs)), desc="vocoding", unit="file",
                                              disable=len(inputs) == 1)):
-        from .pipeline import check_mel
-
-        check_mel(model, mel, name=str(path))
         audio = vocode(model, mel.to(args.device), schedule=plan, kappa=args.kappa, seed=args.seed + i,
                        progress=True)
         write_wav(out, audio, spec.sample_rate)
@@ -185,6 +183,8 @@ def cmd_generate(args) -> int:
     if out_dir.suffix.lower() == ".wav":
         raise WavefastError(f"-o must be a folder for generated samples, got {out_dir}")
     model = _load(args)
+    if model.spec.conditional:
+        raise WavefastError("this checkpoint is mel-conditioned; use 'wavefast vocode' with a mel or wav input")
     plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
     bar = tqdm(total=args.n, desc="generating", unit="sample")
     for start in range(0, args.n, args.batch_size):

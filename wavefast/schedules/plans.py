@@ -145,7 +145,14 @@ def _bisect_decreasing(f, lo: float, hi: float, target: float, iters: int = 200)
 
 
 def var_betas(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> torch.Tensor:
-    """FastDPM VAR noise list: S betas whose product prod(1 - beta) equals alpha_bar_{T-1}."""
+    """FastDPM VAR noise list: S betas whose product prod(1 - beta) equals alpha_bar_{T-1}.
+
+    The root is solved exactly. FastDPM's code searches the quadratic family only
+    up to ``x = 0.95 / (S sqrt(beta_0))``; for small S (e.g. S=6 at T=200) the root
+    lies past that cap and the published schedule stops short of alpha_bar_{T-1}
+    while sampling still starts from N(0, I). Here the chain always ends at the
+    trained final noise level.
+    """
     check_choice("VAR spacing", spacing, ("linear", "quadratic"))
     S = _check_steps(S, schedule.T)
     target = float(schedule.alpha_bar_discrete[-1])
