@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vocode", help="turn mels (or wavs, via the model's front end) into audio")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="wav, or mel .npy/.pt of shape (n_mels, frames)")
     p.add_argument("-o", "--output", required=True, help="output .wav (one input) or folder")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="torch (default) or onnx")
+    p.add_argument("--onnx", help="full-graph .onnx file from 'wavefast export onnx' (with --backend onnx)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_vocode)
 
@@ -63,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     _add_sampling_args(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", help="export the S-step sampling graph (or one step) to ONNX")
+    p.add_argument("format", choices=["onnx"], help="export format")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument("--per-step", action="store_true", help="export one denoiser call instead of the whole sampler")
+    p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-PyTorch parity check")
+    _add_sampling_args(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="convert a philsyn / lmnt checkpoint to wavefast .safetensors")
     p.add_argument("input")
@@ -140,25 +151,20 @@ def _outputs_for(inputs: List[Path], output: Path) -> List[Path]:
 def cmd_vocode(args) -> int:
     from tqdm.auto import tqdm
 
-    from .audio.io import load_mel, read_audio, write_wav
-    from .audio.mel import mel_spectrogram
+    from .audio.io import write_wav
     from .pipeline import check_mel, plan_for, vocode
 
     inputs = [Path(p) for p in args.inputs]
     outputs = _outputs_for(inputs, Path(args.output))
+    if args.backend == "onnx":
+        return _vocode_onnx(args, inputs, outputs)
     model = _load(args)
     spec = model.spec
     if not spec.conditional:
         raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
     plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
-    mels = []
-    for path in inputs:  # read and check everything before writing anything
-        if path.suffix.lower() in MEL_SUFFIXES:
-            mels.append(load_mel(path))
-        else:
-            audio, _ = read_audio(path, spec.sample_rate, announce=True)
-            mels.append(mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length))
-    mels = [check_mel(model, mel, name=str(path)) for path, mel in zip(inputs, mels)]
+    mels = _read_mels(inputs, spec)
+    mels = [check_mel(spec, mel, name=str(path)) for path, mel in zip(inputs, mels)]
     for i, (path, mel, out) in enumerate(tqdm(list(zip(inputs, mels, outputs)), desc="vocoding", unit="file",
                                              disable=len(inputs) == 1)):
         audio = vocode(model, mel.to(args.device), schedule=plan, kappa=args.kappa, seed=args.seed + i,
@@ -166,6 +172,41 @@ def cmd_vocode(args) -> int:
         write_wav(out, audio, spec.sample_rate)
         print(f"wrote {out} ({audio.shape[-1] / spec.sample_rate:.2f} s, {plan.name}, S={len(plan)}, "
               f"kappa={args.kappa})", file=sys.stderr)
+    return 0
+
+
+def _read_mels(inputs, spec):
+    """Mels for each input: loaded from .npy/.pt, or computed from audio with the model's front end."""
+    from .audio.io import load_mel, read_audio
+    from .audio.mel import mel_spectrogram
+
+    mels = []
+    for path in inputs:  # read and check everything before writing anything
+        if path.suffix.lower() in MEL_SUFFIXES:
+            mels.append(load_mel(path))
+        else:
+            audio, _ = read_audio(path, spec.sample_rate, announce=True)
+            mels.append(mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length))
+    return mels
+
+
+def _vocode_onnx(args, inputs, outputs) -> int:
+    from .audio.io import write_wav
+    from .pipeline import check_mel
+    from .runtime.ort_backend import OnnxSampler
+
+    if not args.onnx:
+        raise WavefastError("--backend onnx needs --onnx MODEL.onnx (made by 'wavefast export onnx')")
+    sampler = OnnxSampler(args.onnx, threads=args.threads)
+    spec = sampler.spec
+    if not spec.conditional:
+        raise WavefastError(f"{args.onnx} is an unconditional graph; it cannot vocode")
+    mels = [check_mel(spec, m, name=str(p)) for p, m in zip(inputs, _read_mels(inputs, spec))]
+    for i, (mel, out) in enumerate(zip(mels, outputs)):
+        audio = sampler.vocode(mel[0].numpy(), seed=args.seed + i)
+        write_wav(out, audio, spec.sample_rate)
+        print(f"wrote {out} (onnx, {sampler.plan['name']}, S={len(sampler.plan['steps'])}, kappa={sampler.kappa})",
+              file=sys.stderr)
     return 0
 
 
@@ -195,6 +236,23 @@ def cmd_generate(args) -> int:
         bar.update(count)
     bar.close()
     print(f"wrote {args.n} samples to {out_dir} ({plan.name}, S={len(plan)}, kappa={args.kappa})", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .pipeline import plan_for
+    from .runtime.onnx_export import export_onnx
+    from .samplers.reverse import check_kappa
+
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise WavefastError(f"-o must name an .onnx file, got {args.output}")
+    model = _load(args)
+    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
+    report = export_onnx(model, plan, args.output, kappa=check_kappa(args.kappa), per_step=args.per_step,
+                         check=not args.no_check)
+    check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"
+    print(f"wrote {args.output} ({report['graph']} graph, {plan.name} S={len(plan)}, kappa={args.kappa}, "
+          f"opset {report['opset']}; ORT vs PyTorch parity: {check})", file=sys.stderr)
     return 0
 
 

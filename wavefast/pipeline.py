@@ -38,9 +38,8 @@ def _seeds(seed: Union[int, Sequence[int], None], n: int) -> list:
     return seeds
 
 
-def check_mel(model: DiffWave, mel: torch.Tensor, name: str = "mel") -> torch.Tensor:
-    """Validate a mel (n_mels, frames) or (B, n_mels, frames) against the model; returns (B, n_mels, frames)."""
-    spec = model.spec
+def check_mel(spec, mel: torch.Tensor, name: str = "mel") -> torch.Tensor:
+    """Validate a mel (n_mels, frames) or (B, n_mels, frames) against a ModelSpec; returns (B, n_mels, frames)."""
     if not spec.conditional:
         raise WavefastError("this model is unconditional (no mel input); use generate()")
     mel = torch.as_tensor(mel).float()
@@ -72,7 +71,7 @@ def vocode(model: DiffWave, mel, steps: Optional[int] = 6, schedule: ScheduleArg
     Item i uses seed ``seed + i`` (or ``seed[i]``), so its audio does not depend on the batch.
     """
     squeeze = torch.as_tensor(mel).dim() == 2
-    mel = check_mel(model, mel)
+    mel = check_mel(model.spec, mel)
     kappa = check_kappa(kappa)
     plan = plan_for(model, schedule, steps, method, clip_range)
     device = next(model.parameters()).device

@@ -171,8 +171,12 @@ class DiffWave(nn.Module):
         """eps(x, t) given the precomputed conditioner terms from :meth:`prepare`."""
         if t.dim() == 0:
             t = t.expand(x.shape[0])
+        return self.denoise_embedded(x, self.embed_steps(t), cond_terms)
+
+    def denoise_embedded(self, x: torch.Tensor, step_emb: torch.Tensor,
+                         cond_terms: Optional[List[torch.Tensor]]) -> torch.Tensor:
+        """eps given the step embedding (B, 512) from :meth:`embed_steps` (constant per step in a plan)."""
         h = F.relu(self.input_conv(x))
-        step_emb = self.embed_steps(t)
         skip = None
         for k, layer in enumerate(self.layers):
             h, s = layer(h, step_emb, None if cond_terms is None else cond_terms[k])

@@ -1,0 +1,121 @@
+"""ONNX export of the sampling graph: parity with the torch sampler on tiny models (CPU)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import wavefast
+from wavefast.cli import main
+from wavefast.errors import WavefastError
+from wavefast.models.checkpoints import save_native
+from wavefast.models.diffwave import DiffWave
+from wavefast.models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from wavefast.runtime.onnx_export import export_onnx  # noqa: E402
+from wavefast.runtime.ort_backend import OnnxSampler  # noqa: E402
+
+TOL = 1e-4
+
+
+def _model(conditional=True, per_layer=False, embedding="sinusoidal"):
+    torch.manual_seed(1)
+    spec = ModelSpec(DiffWaveConfig(4, 4, 2, 2, n_mels=80 if conditional else 0, per_layer_upsampler=per_layer,
+                                    step_embedding=embedding, embedding_table_size=50),
+                     DiffusionSpec(50, 1e-4, 0.05), sample_rate=22050 if conditional else 8000,
+                     mel_frontend="tacotron2" if conditional else None, segment_length=640)
+    model = DiffWave(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+def _mel(batch, frames, seed=0):
+    return -6.0 + 2.0 * torch.randn(batch, 80, frames, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("schedule,steps,kappa", [("var-quadratic", 4, 1.0), ("step-linear", 3, 0.0),
+                                                  ("diffwave-base-6", None, 0.5), ("var-linear", 2, 0.0)])
+def test_full_graph_matches_torch_vocode(tmp_path, schedule, steps, kappa):
+    model = _model()
+    plan = wavefast.plan_for(model, schedule, steps)
+    report = export_onnx(model, plan, tmp_path / "m.onnx", kappa=kappa)
+    assert report["parity_error"] <= TOL
+    sampler = OnnxSampler(tmp_path / "m.onnx")
+    for batch, frames in ((1, 5), (3, 11)):  # other batch sizes and lengths than at export
+        mel = _mel(batch, frames)
+        expected = wavefast.vocode(model, mel, schedule=plan, kappa=kappa, seed=[4, 5, 6][:batch]).numpy()
+        got = sampler.vocode(mel.numpy(), seed=[4, 5, 6][:batch])
+        assert got.shape == (batch, frames * 256)
+        assert np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
+
+
+def test_noise_inputs_follow_kappa(tmp_path):
+    model = _model()
+    plan = wavefast.plan_for(model, "var-quadratic", 4)
+    export_onnx(model, plan, tmp_path / "det.onnx", kappa=0.0)
+    export_onnx(model, plan, tmp_path / "sto.onnx", kappa=1.0)
+    names = lambda p: [i.name for i in ort.InferenceSession(str(p)).get_inputs()]
+    assert names(tmp_path / "det.onnx") == ["mel", "x_T"]
+    assert names(tmp_path / "sto.onnx") == ["mel", "x_T", "noise"]
+    shape = ort.InferenceSession(str(tmp_path / "sto.onnx")).get_inputs()[2].shape
+    assert shape[0] == 3  # S - 1 stochastic steps
+
+
+def test_philsyn_style_and_table_embedding(tmp_path):
+    for model in (_model(per_layer=True), _model(embedding="table")):
+        plan = wavefast.plan_for(model, "var-linear", 3)
+        assert export_onnx(model, plan, tmp_path / "p.onnx", kappa=1.0)["parity_error"] <= TOL
+
+
+def test_unconditional_graph(tmp_path):
+    model = _model(conditional=False)
+    plan = wavefast.plan_for(model, "step-quadratic", 4)
+    export_onnx(model, plan, tmp_path / "u.onnx", kappa=1.0)
+    got = OnnxSampler(tmp_path / "u.onnx").generate(2, seed=3)
+    expected = wavefast.generate(model, 2, schedule=plan, kappa=1.0, seed=3).numpy()
+    assert np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
+
+
+def test_per_step_graph(tmp_path):
+    model = _model()
+    plan = wavefast.plan_for(model, "var-linear", 3)
+    export_onnx(model, plan, tmp_path / "s.onnx", per_step=True)
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"))
+    x, t, mel = torch.randn(2, 1, 7 * 256), torch.tensor([0.5, 30.25]), _mel(2, 7)
+    got = session.run(None, {"x": x.numpy(), "t": t.numpy(), "mel": mel.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(got - model(x, t, mel).numpy()).max() <= TOL
+    with pytest.raises(WavefastError, match="not a wavefast full sampling graph"):
+        OnnxSampler(tmp_path / "s.onnx")
+
+
+def test_cli_export_and_onnx_backend_with_learned_plan_json(tmp_path, capsys):
+    model = _model()
+    ckpt = save_native(model, tmp_path / "m.safetensors", dtype=torch.float32)
+    plan_file = tmp_path / "learned.json"
+    plan_file.write_text(json.dumps({"name": "learned-3", "steps": [40.5, 12.25, 0.0],
+                                     "alpha_bar": [float(a) for a in wavefast.LinearBetaSchedule(50, 1e-4, 0.05)
+                                                   .alpha_bar(torch.tensor([40.5, 12.25, 0.0], dtype=torch.float64))]}))
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", "onnx", "--checkpoint", str(ckpt), "--schedule", str(plan_file), "--kappa", "0",
+                 "-o", str(onnx_path)]) == 0
+    assert "parity" in capsys.readouterr().err
+    mel_file = tmp_path / "x.npy"
+    np.save(mel_file, _mel(1, 6)[0].numpy())
+    assert main(["vocode", str(mel_file), "-o", str(tmp_path / "onnx.wav"), "--backend", "onnx",
+                 "--onnx", str(onnx_path)]) == 0
+    assert main(["vocode", str(mel_file), "-o", str(tmp_path / "torch.wav"), "--checkpoint", str(ckpt),
+                 "--schedule", str(plan_file), "--kappa", "0"]) == 0
+    import soundfile as sf
+
+    a, _ = sf.read(tmp_path / "onnx.wav")
+    b, _ = sf.read(tmp_path / "torch.wav")
+    assert np.abs(a - b).max() <= 2 / 32768  # identical up to 16-bit rounding
+    capsys.readouterr()
+    assert main(["vocode", str(mel_file), "-o", str(tmp_path / "y.wav"), "--backend", "onnx"]) == 2
+    assert "needs --onnx" in capsys.readouterr().err

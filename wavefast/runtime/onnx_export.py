@@ -1,0 +1,160 @@
+"""ONNX export of the whole S-step sampling graph (and of one denoiser step).
+
+Full graph contract (all float32):
+
+- inputs: ``mel`` (B, n_mels, frames) for a vocoder; ``x_T`` (B, L) the initial
+  noise with ``L = frames * hop`` (vocoder) or ``segment_length`` (unconditional);
+  ``noise`` (K, B, L), one slice per stochastic step (K = steps with sigma > 0,
+  i.e. S-1 when kappa > 0, absent when kappa = 0).
+- output: ``audio`` (B, L).
+- dynamic axes: ``batch``, ``frames``, ``samples``.
+
+The plan's per-step coefficients and step embeddings are constants; the mel
+upsampling and per-layer conditioner projections run once per call, outside the
+unrolled step loop. Given the same noise tensors the graph equals the PyTorch
+sampler (:func:`wavefast.samplers.sample`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import WavefastError
+from ..models.diffwave import DiffWave
+from ..samplers.reverse import plan_coefficients
+from ..schedules.plans import SamplingPlan
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4  # max |ORT - torch| relative to max |torch| (fp32)
+
+
+class SamplingGraph(nn.Module):
+    """The unrolled sampler as a module: forward(mel?, x_T, noise?) -> audio (B, L)."""
+
+    def __init__(self, model: DiffWave, plan: SamplingPlan, kappa: float):
+        super().__init__()
+        self.model = model.eval()
+        self.conditional = model.spec.conditional
+        self.coefficients = plan_coefficients(plan, kappa)
+        self.stochastic = [i for i, (*_, sigma) in enumerate(self.coefficients) if sigma > 0]
+        self.register_buffer("step_embeddings", torch.stack(
+            [model.embed_steps(torch.tensor([float(t)]))[0] for t, *_ in self.coefficients]).detach(), persistent=False)
+
+    def _eps(self, x, i, cond_terms):
+        emb = self.step_embeddings[i].unsqueeze(0).expand(x.shape[0], -1)
+        return self.model.denoise_embedded(x, emb, cond_terms)
+
+    def forward(self, *inputs):
+        inputs = list(inputs)
+        mel = inputs.pop(0) if self.conditional else None
+        x = inputs.pop(0).unsqueeze(1)
+        noise = inputs.pop(0) if self.stochastic else None
+        cond_terms = self.model.prepare(mel, x.shape[-1]) if self.conditional else None
+        for i, (_, scale_x, scale_eps, sigma) in enumerate(self.coefficients):
+            x = scale_x * x + scale_eps * self._eps(x, i, cond_terms)
+            if sigma > 0:
+                x = x + sigma * noise[self.stochastic.index(i)].unsqueeze(1)
+        return x[:, 0]
+
+
+class StepGraph(nn.Module):
+    """One denoiser call: forward(x (B, 1, L), t (B,), mel?) -> eps (B, 1, L)."""
+
+    def __init__(self, model: DiffWave):
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, x, t, mel=None):
+        return self.model(x, t, mel)
+
+
+def example_inputs(model: DiffWave, n_stochastic: int, batch: int = 2, frames: int = 8, generator=None):
+    """Random inputs for the full graph, in its input order, with names."""
+    spec = model.spec
+    length = frames * spec.hop_length if spec.conditional else spec.segment_length
+    g = generator or torch.Generator().manual_seed(0)
+    names, tensors = [], []
+    if spec.conditional:
+        lo, hi = (-11.0, 1.0) if spec.mel_frontend == "tacotron2" else (0.0, 1.0)
+        names.append("mel")
+        tensors.append(lo + (hi - lo) * torch.rand(batch, spec.n_mels, frames, generator=g))
+    names.append("x_T")
+    tensors.append(torch.randn(batch, length, generator=g))
+    if n_stochastic:
+        names.append("noise")
+        tensors.append(torch.randn(n_stochastic, batch, length, generator=g))
+    return names, tensors
+
+
+def _ort_session(path, providers=None):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+
+
+def parity_check(module: nn.Module, path, names, tensors, tolerance: float = PARITY_TOLERANCE) -> float:
+    """Run ORT and torch on the same inputs; raise if they differ by more than ``tolerance`` (relative)."""
+    with torch.no_grad():
+        expected = module(*tensors).numpy()
+    got = _ort_session(path).run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0]
+    scale = max(1.0, float(np.abs(expected).max()))
+    error = float(np.abs(got - expected).max()) / scale
+    if not np.isfinite(error) or error > tolerance:
+        raise WavefastError(f"ONNX Runtime output differs from PyTorch by {error:.3g} (> {tolerance}); export rejected")
+    return error
+
+
+def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, per_step: bool = False,
+                check: bool = True) -> dict:
+    """Export the full S-step graph (or one step with ``per_step``) to ``path``; returns a report dict.
+
+    The file is written next to its target and renamed after the onnx checker and
+    (with ``check``) the ORT-vs-torch parity check pass.
+    """
+    import onnx
+
+    from ..audio.io import atomic_output
+
+    spec = model.spec
+    if per_step:
+        module = StepGraph(model)
+        length = 8 * spec.hop_length if spec.conditional else spec.segment_length
+        g = torch.Generator().manual_seed(0)
+        names = ["x", "t"] + (["mel"] if spec.conditional else [])
+        tensors = [torch.randn(2, 1, length, generator=g), torch.tensor([3.5, float(spec.diffusion.T - 1)])]
+        if spec.conditional:
+            tensors.append(example_inputs(model, 0, frames=8, generator=g)[1][0])
+        dynamic = {"x": {0: "batch", 2: "samples"}, "t": {0: "batch"}, "eps": {0: "batch", 2: "samples"}}
+        if spec.conditional:
+            dynamic["mel"] = {0: "batch", 2: "frames"}
+        outputs = ["eps"]
+    else:
+        module = SamplingGraph(model, plan, kappa)
+        names, tensors = example_inputs(model, len(module.stochastic))
+        dynamic = {"x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
+        if spec.conditional:
+            dynamic["mel"] = {0: "batch", 2: "frames"}
+        if module.stochastic:
+            dynamic["noise"] = {1: "batch", 2: "samples"}
+        outputs = ["audio"]
+    meta = {"wavefast_spec": spec.to_json(), "graph": "step" if per_step else "full",
+            "plan": json.dumps({"name": plan.name, "steps": list(plan.steps), "alpha_bar": list(plan.alpha_bars)}),
+            "kappa": str(kappa), "stochastic_steps": str(0 if per_step else len(module.stochastic))}
+    with atomic_output(path, ".onnx") as tmp:
+        with torch.no_grad():
+            torch.onnx.export(module, tuple(tensors), str(tmp), input_names=names, output_names=outputs,
+                              dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        proto = onnx.load(str(tmp))
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        error = parity_check(module, tmp, names, tensors) if check else None
+    return {"path": str(path), "inputs": names, "outputs": outputs, "parity_error": error, "opset": OPSET, **meta}
