@@ -11,8 +11,9 @@ from .models.diffwave import DiffWave
 from .models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
 from .pipeline import generate, plan_for, vocode
 from .schedules import LinearBetaSchedule, SamplingPlan, make_plan
+from .vocoder import Vocoder
 
 __version__ = "0.1.0"
 
 __all__ = ["WavefastError", "convert", "load_model", "save_native", "DiffWave", "DiffusionSpec", "DiffWaveConfig",
-           "ModelSpec", "generate", "plan_for", "vocode", "LinearBetaSchedule", "SamplingPlan", "make_plan"]
+           "ModelSpec", "generate", "plan_for", "vocode", "LinearBetaSchedule", "SamplingPlan", "make_plan", "Vocoder"]
