@@ -213,6 +213,7 @@ def _vocode_onnx(args, inputs, outputs) -> int:
 def cmd_generate(args) -> int:
     from tqdm.auto import tqdm
 
+    from . import generation_run as run
     from .audio.io import write_wav
     from .pipeline import generate, plan_for
 
@@ -227,15 +228,24 @@ def cmd_generate(args) -> int:
     if model.spec.conditional:
         raise WavefastError("this checkpoint is mel-conditioned; use 'wavefast vocode' with a mel or wav input")
     plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
-    bar = tqdm(total=args.n, desc="generating", unit="sample")
-    for start in range(0, args.n, args.batch_size):
-        count = min(args.batch_size, args.n - start)
-        audio = generate(model, count, schedule=plan, kappa=args.kappa, seed=args.seed + start, batch_size=count)
-        for j in range(count):
-            write_wav(out_dir / f"sample_{start + j:05d}.wav", audio[j], model.spec.sample_rate)
-        bar.update(count)
+    rank, world = run.rank_and_world()
+    run.init_process_group(world)
+    settings = {"model": run.model_fingerprint(model), "plan": plan.name, "steps": list(plan.steps),
+                "kappa": args.kappa, "seed": args.seed, "n": args.n, "batch_size": args.batch_size}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run.check_or_write_manifest(out_dir, settings, rank, world)
+    todo = run.pending_batches(out_dir, args.n, args.batch_size, rank, world)
+    bar = tqdm(total=sum(map(len, todo)), desc=f"generating (rank {rank}/{world})" if world > 1 else "generating",
+               unit="sample")
+    for indices in todo:
+        audio = generate(model, len(indices), schedule=plan, kappa=args.kappa, seed=[args.seed + i for i in indices],
+                         batch_size=len(indices))
+        for j, index in enumerate(indices):
+            if not run.sample_path(out_dir, index).is_file():
+                write_wav(run.sample_path(out_dir, index), audio[j], model.spec.sample_rate)
+        bar.update(len(indices))
     bar.close()
-    print(f"wrote {args.n} samples to {out_dir} ({plan.name}, S={len(plan)}, kappa={args.kappa})", file=sys.stderr)
+    run.finish(out_dir, settings, args.n, rank, world)
     return 0
 
 
