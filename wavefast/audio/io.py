@@ -1,4 +1,8 @@
-"""Reading and writing audio and mel files. The only module that knows file formats."""
+"""Reading and writing audio and mel files. The only module that knows file formats.
+
+soundfile is imported inside the functions that need it, so that atomic writes and
+mel loading work where it is not installed (e.g. a bare GPU training machine).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ..errors import WavefastError
@@ -44,6 +47,8 @@ def read_audio(path, target_sr: Optional[int] = None, *, announce: bool = False)
     rate the audio is resampled (and, with ``announce``, a line says so on stderr).
     Returns ``(audio (L,), sample_rate)``.
     """
+    import soundfile as sf
+
     path = _check_readable(path)
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
@@ -121,6 +126,8 @@ class _AtomicPath:
 
 def write_wav(path, audio, sample_rate: int) -> Path:
     """Write mono float audio as 16-bit PCM WAV atomically (temp file + rename)."""
+    import soundfile as sf
+
     audio = np.asarray(audio.detach().cpu() if torch.is_tensor(audio) else audio, dtype=np.float32).reshape(-1)
     if not np.isfinite(audio).all():
         raise WavefastError(f"refusing to write {path}: audio contains NaN or Inf")
