@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .errors import WavefastError
+from .errors import WavefastError, run_command
 
 MEL_SUFFIXES = (".npy", ".pt")
 
@@ -156,6 +156,9 @@ def cmd_vocode(args) -> int:
 
     inputs = [Path(p) for p in args.inputs]
     outputs = _outputs_for(inputs, Path(args.output))
+    for path in inputs:  # cheap checks before the model loads
+        if not path.exists():
+            raise WavefastError(f"file not found: {path}")
     if args.backend == "onnx":
         return _vocode_onnx(args, inputs, outputs)
     model = _load(args)
@@ -279,17 +282,7 @@ def cmd_convert(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except WavefastError as exc:
-        print(f"wavefast: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("wavefast: interrupted", file=sys.stderr)
-        return 130
-    except (OSError, RuntimeError) as exc:
-        print(f"wavefast: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

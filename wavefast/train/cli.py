@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..errors import WavefastError
+from ..errors import WavefastError, run_command
 
 LAYOUT_CHOICES = ("ljspeech", "vcc", "folder", "sc09", "fsdd", "labelled")
 CLIP_LAYOUTS = ("sc09", "fsdd", "labelled")
@@ -230,14 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except WavefastError as exc:
-        print(f"wavefast: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("wavefast: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":
