@@ -93,9 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- commands ---------------------------------------------------------------------------
 def cmd_schedule(args) -> int:
-    import torch
-
-    from .pipeline import plan_for
     from .samplers.reverse import check_kappa
     from .schedules import LinearBetaSchedule, make_plan
 

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .audio.io import atomic_output, read_audio, write_wav

@@ -18,8 +18,6 @@ sampler (:func:`wavefast.samplers.sample`).
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch

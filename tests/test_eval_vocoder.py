@@ -1,0 +1,139 @@
+"""Vocoder metrics against ground truth, and ``wavefast eval vocoder``."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from wavefast.errors import WavefastError
+from wavefast.eval import cli
+from wavefast.eval import vocoder_metrics as V
+
+LJ_WAV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ljspeech" / "wavs" / "LJ001-0002.wav"
+
+
+def _speechlike(seconds=1.5, sr=16000, seed=0):
+    """Harmonic tone with a moving pitch and syllable-rate envelope (a speech stand-in)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 20))
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 3 * t)) + 0.05
+    return (0.3 * x * envelope / np.abs(x).max() + 1e-3 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    if LJ_WAV.is_file():
+        from wavefast.audio.io import read_audio
+
+        audio, sr = read_audio(LJ_WAV, 16000)
+        return audio, sr
+    return _speechlike(), 16000
+
+
+def _noisy(x, level, seed=1):
+    return (x + level * np.random.default_rng(seed).standard_normal(x.size)).astype(np.float32)
+
+
+def test_identical_signals_score_perfectly(clip):
+    x, sr = clip
+    assert V.log_mel_l1(x, x, sr) == 0.0
+    assert V.multi_resolution_stft_distance(x, x) == 0.0
+    assert V.mel_cepstral_distortion(x, x, sr) == 0.0
+
+
+def test_more_noise_scores_worse(clip):
+    x, sr = clip
+    a, b = _noisy(x, 0.003), _noisy(x, 0.03)
+    assert 0 < V.log_mel_l1(x, a, sr) < V.log_mel_l1(x, b, sr)
+    assert 0 < V.multi_resolution_stft_distance(x, a) < V.multi_resolution_stft_distance(x, b)
+    assert 0 < V.mel_cepstral_distortion(x, a, sr) < V.mel_cepstral_distortion(x, b, sr)
+    parts = V.stft_distance_components(x, a)
+    assert sorted(parts) == ["logmag_1024", "logmag_2048", "logmag_512", "sc_1024", "sc_2048", "sc_512"]
+
+
+def test_pesq(clip):
+    pytest.importorskip("pesq")
+    x, sr = clip
+    assert V.pesq_wb(x, x, sr) == pytest.approx(4.64, abs=0.01)
+    assert V.pesq_wb(x, _noisy(x, 0.003), sr) > V.pesq_wb(x, _noisy(x, 0.03), sr)
+
+
+def test_stoi(clip):
+    pytest.importorskip("pystoi")
+    x, sr = clip
+    assert V.stoi_score(x, x, sr) == pytest.approx(1.0, abs=1e-6)
+    assert V.stoi_score(x, _noisy(x, 0.01), sr) > V.stoi_score(x, _noisy(x, 0.1), sr)
+
+
+def test_lengths_are_cropped_to_the_shorter(clip):
+    x, sr = clip
+    assert V.log_mel_l1(x, np.concatenate([x, np.ones(300, np.float32)]), sr) == 0.0
+    with pytest.raises(WavefastError, match="longer than"):
+        V.mel_cepstral_distortion(x[:100], x[:100], sr)
+
+
+def _write(folder, name, audio, sr):
+    folder.mkdir(exist_ok=True)
+    sf.write(str(folder / name), audio, sr, subtype="FLOAT")
+
+
+def test_cli_vocoder_pairs_by_name(tmp_path, capsys):
+    x = _speechlike(1.0)
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    _write(ref, "a.wav", x, 16000)
+    _write(ref, "b.wav", x[::-1].copy(), 16000)
+    _write(gen, "a.wav", x, 16000)
+    _write(gen, "b.wav", _noisy(x[::-1].copy(), 0.01)[:-200], 16000)  # 200 samples short: cropped
+    out = tmp_path / "out.json"
+    assert cli.main(["vocoder", str(gen), "--reference", str(ref), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["files"]["a.wav"]["mr_stft"] == 0.0 and report["files"]["b.wav"]["mr_stft"] > 0
+    assert report["summary"]["log_mel_l1"]["n"] == 2
+    assert any("cropped" in n for n in report["notes"])
+    assert "log_mel_l1" in capsys.readouterr().out
+
+
+def test_cli_vocoder_errors(tmp_path, capsys):
+    x = _speechlike(1.0)
+    ref, gen, empty = tmp_path / "ref", tmp_path / "gen", tmp_path / "empty"
+    empty.mkdir()
+    _write(ref, "a.wav", x, 16000)
+    _write(gen, "other.wav", x, 16000)
+    assert cli.main(["vocoder", str(gen), "--reference", str(ref)]) == 2
+    err = capsys.readouterr().err
+    assert "no reference of the same name" in err and "Traceback" not in err and err.count("\n") == 1
+    assert cli.main(["vocoder", str(empty), "--reference", str(ref)]) == 2
+    assert "no .wav files" in capsys.readouterr().err
+    _write(gen, "a.wav", np.concatenate([x, x]), 16000)
+    (gen / "other.wav").unlink()
+    assert cli.main(["vocoder", str(gen), "--reference", str(ref)]) == 2
+    assert "differ by more than" in capsys.readouterr().err
+
+
+def test_cli_vocoder_resamples_generated(tmp_path, capsys):
+    x = _speechlike(1.0, sr=22050)
+    from wavefast.audio.io import resample
+
+    _write(tmp_path / "ref", "a.wav", x, 22050)
+    _write(tmp_path / "gen", "a.wav", resample(x, 22050, 16000), 16000)
+    assert cli.main(["vocoder", str(tmp_path / "gen"), "--reference", str(tmp_path / "ref")]) == 0
+    captured = capsys.readouterr()
+    assert "resampled generated files" in captured.err
+
+
+def test_register_adds_eval_to_a_parser():
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="wavefast")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", "vocoder", "gen", "--reference", "ref", "--json", "o.json"])
+    assert args.func is cli.cmd_vocoder and args.reference == "ref" and args.json == "o.json"
+    args = parser.parse_args(["eval", "sc09", "gen", "--reference-stats", "s.npz"])
+    assert args.func is cli.cmd_sc09 and args.reference_stats == "s.npz" and args.reference is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "sc09", "gen", "--reference", "d", "--reference-stats", "s.npz"])

@@ -1,0 +1,275 @@
+"""``wavefast eval`` sub-commands, and the folder-level evaluations behind them.
+
+    wavefast eval sc09 GENERATED_DIR [--reference DIR | --reference-stats stats.npz]
+                       [--classifier PATH] [--json out.json]
+    wavefast eval mos DIR [--json out.json]
+    wavefast eval vocoder GENERATED_DIR --reference DIR [--json out.json]
+
+``register(subparsers)`` adds ``eval`` to the main ``wavefast`` parser; standalone,
+``python -m wavefast.eval.cli sc09 ...`` takes the same sub-commands. Results are printed
+as a table on stdout and, with ``--json``, written atomically. Bad input raises
+``WavefastError``: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import WavefastError, run_command
+from . import report
+from .mos import list_wavs, summarise
+
+NDB_BINS = 50
+# vocoder pairs: lengths may differ by this much before it is an error (then both are cropped)
+LENGTH_TOLERANCE_SAMPLES = 2048
+LENGTH_TOLERANCE_FRACTION = 0.05
+
+
+def _note(message: str) -> None:
+    print(f"wavefast: {message}", file=sys.stderr)
+
+
+def _resample_note(resampled: Dict[int, int], target: int, what: str) -> Optional[str]:
+    if not resampled:
+        return None
+    rates = ", ".join(f"{n} at {sr} Hz" for sr, n in sorted(resampled.items()))
+    message = f"resampled {what} to {target} Hz ({rates})"
+    _note(message)
+    return message
+
+
+# --- SC09 --------------------------------------------------------------------------------------
+def read_sc09_clips(folder, progress: bool = True) -> Tuple[List[Path], np.ndarray, Optional[str]]:
+    """Every ``*.wav`` under ``folder`` (recursive, sorted) through ``prepare_clip``:
+    ``(paths, clips (N, 16000), note about resampling or None)``."""
+    from tqdm.auto import tqdm
+
+    from ..audio.io import read_audio
+    from .classifier import CLIP_SAMPLES, SAMPLE_RATE, prepare_clip
+
+    paths = list_wavs(folder, recursive=True)
+    clips = np.zeros((len(paths), CLIP_SAMPLES), dtype=np.float32)
+    resampled: Dict[int, int] = {}
+    for i, path in enumerate(tqdm(paths, desc=f"reading {Path(folder).name}", unit="file", disable=not progress)):
+        audio, sr = read_audio(path)
+        if sr != SAMPLE_RATE:
+            resampled[sr] = resampled.get(sr, 0) + 1
+        clips[i] = prepare_clip(audio, sr)
+    return paths, clips, _resample_note(resampled, SAMPLE_RATE, f"clips in {folder}")
+
+
+def reference_stats_from_clips(model, clips: np.ndarray) -> Dict[str, np.ndarray]:
+    """FID statistics, mean posterior (AM) and, with >= 2 * 50 clips, 50 NDB bins of real clips."""
+    from . import metrics
+    from .classifier import classify
+
+    if clips.shape[0] < 2:
+        raise WavefastError(f"the reference needs at least 2 clips, got {clips.shape[0]}")
+    probs, features = classify(model, clips)
+    mu, sigma = metrics.feature_stats(features)
+    stats = {"mu": mu, "sigma": sigma, "train_class_probs": probs.mean(axis=0), "count": np.array(len(clips))}
+    if clips.shape[0] >= 2 * NDB_BINS:
+        bins = metrics.ndb_bins(features, NDB_BINS, seed=0)
+        stats.update(ndb_centres=bins["centres"], ndb_proportions=bins["proportions"], ndb_count=bins["count"])
+    return stats
+
+
+def evaluate_sc09_folder(generated_dir, reference_dir=None, reference_stats=None, classifier=None,
+                         progress: bool = True) -> dict:
+    """FID, IS (standard, 10-split, SaShiMi split-half), mIS, AM and NDB/K of the clips in
+    ``generated_dir`` under the SC09 classifier (``classifier``: a weights path, None =
+    shipped). Reference: a folder of real clips, a stats ``.npz``, or (neither) the
+    shipped training statistics."""
+    from . import metrics
+    from .classifier import DEFAULT_STATS, classify, load_sc09_classifier
+
+    if reference_dir is not None and reference_stats is not None:
+        raise WavefastError("give either --reference (a folder of real clips) or --reference-stats (.npz), not both")
+    model = load_sc09_classifier(classifier)
+    notes = []
+    paths, clips, note = read_sc09_clips(generated_dir, progress)
+    notes += [note] if note else []
+    if clips.shape[0] < 2:
+        raise WavefastError(f"{generated_dir} holds {clips.shape[0]} clip; the SC09 scores need at least 2")
+    probs, features = classify(model, clips)
+    if reference_dir is not None:
+        _, ref_clips, note = read_sc09_clips(reference_dir, progress)
+        notes += [note] if note else []
+        stats, reference = reference_stats_from_clips(model, ref_clips), f"folder {reference_dir}"
+        if "ndb_centres" not in stats:
+            notes.append(f"NDB/K skipped: the reference has {len(ref_clips)} clips, fewer than {2 * NDB_BINS}")
+    else:
+        path = Path(reference_stats) if reference_stats is not None else DEFAULT_STATS
+        stats, reference = metrics.load_stats(path), f"statistics {path}"
+    if stats["mu"].shape[0] != features.shape[1]:
+        raise WavefastError(f"reference statistics have {stats['mu'].shape[0]}-d features but the classifier "
+                            f"gives {features.shape[1]}-d; use statistics made with the same classifier")
+    if clips.shape[0] <= features.shape[1]:
+        notes.append(f"FID from {clips.shape[0]} clips <= {features.shape[1]} feature dims: the covariance is "
+                     f"rank-deficient and FID is biased upwards; use thousands of clips to compare with papers")
+    scores = metrics.sc09_metrics(probs, features, stats)
+    predicted = probs.argmax(axis=1)
+    return {"command": "sc09", "generated_dir": str(generated_dir), "reference": reference,
+            "classifier": str(classifier) if classifier else "shipped", "scores": scores, "notes": notes,
+            "files": {str(p.relative_to(generated_dir)): {"digit": int(c), "confidence": float(probs[i, c])}
+                      for i, (p, c) in enumerate(zip(paths, predicted))}}
+
+
+def _print_sc09(result: dict) -> None:
+    s = result["scores"]
+    is10 = None if s["is_10split_mean"] is None else f"{s['is_10split_mean']:.4g} +- {s['is_10split_std']:.2g}"
+    rows = [["FID", s["fid"], "lower is better"],
+            ["IS", s["is"], "exp E KL(p(y|x) || p(y)), all clips"],
+            ["IS (10 splits)", is10, "mean +- std over 10 splits"],
+            ["IS (SaShiMi)", s["is_sashimi"], "split-half, marginal from the other half"],
+            ["mIS", s["mis"], "exp E_ij KL(p(y|x_i) || p(y|x_j))"],
+            ["AM", s["am"], "lower is better"],
+            ["NDB/K", s["ndb_k"], f"K={NDB_BINS}, alpha 0.05, lower is better"]]
+    print(f"SC09 scores of {s['n']} clips in {result['generated_dir']} against {result['reference']}")
+    print(report.format_table(rows, ["metric", "value", "note"]))
+    print("predicted digits: " + " ".join(f"{d}:{n}" for d, n in enumerate(s["class_histogram"])))
+    for note in result["notes"]:
+        print(f"note: {note}")
+
+
+# --- vocoder -----------------------------------------------------------------------------------
+def _pairs(generated_dir, reference_dir) -> List[Tuple[Path, Path]]:
+    generated = list_wavs(generated_dir)
+    reference_dir = Path(reference_dir)
+    if not reference_dir.is_dir():
+        raise WavefastError(f"reference folder not found: {reference_dir}")
+    missing = [p.name for p in generated if not (reference_dir / p.name).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise WavefastError(f"{len(missing)} generated file(s) have no reference of the same name in "
+                            f"{reference_dir}: {shown}")
+    return [(p, reference_dir / p.name) for p in generated]
+
+
+def evaluate_vocoder_folder(generated_dir, reference_dir, progress: bool = True) -> dict:
+    """Pair ``generated_dir/NAME.wav`` with ``reference_dir/NAME.wav`` and compute
+    ``vocoder_scores`` for each pair (generated resampled to the reference's rate if they
+    differ; lengths cropped to the shorter, an error beyond max(2048 samples, 5%))."""
+    from tqdm.auto import tqdm
+
+    from ..audio.io import read_audio
+    from .vocoder_metrics import vocoder_scores
+
+    pairs = _pairs(generated_dir, reference_dir)
+    per_file, resampled, cropped = {}, {}, 0
+    for gen_path, ref_path in tqdm(pairs, desc="vocoder metrics", unit="file", disable=not progress):
+        ref, ref_sr = read_audio(ref_path)
+        gen, gen_sr = read_audio(gen_path)
+        if gen_sr != ref_sr:
+            from ..audio.io import resample
+
+            resampled[gen_sr] = resampled.get(gen_sr, 0) + 1
+            gen = resample(gen, gen_sr, ref_sr)
+        difference = abs(gen.size - ref.size)
+        if difference > max(LENGTH_TOLERANCE_SAMPLES, LENGTH_TOLERANCE_FRACTION * ref.size):
+            raise WavefastError(f"{gen_path.name}: generated has {gen.size} samples, reference {ref.size} "
+                                f"(at {ref_sr} Hz); they differ by more than max({LENGTH_TOLERANCE_SAMPLES} "
+                                f"samples, {LENGTH_TOLERANCE_FRACTION:.0%}), so they are probably not the same utterance")
+        cropped += difference > 0
+        scores = vocoder_scores(ref, gen, ref_sr)
+        scores["seconds"] = min(gen.size, ref.size) / ref_sr
+        per_file[gen_path.name] = scores
+    notes = []
+    if resampled:
+        rates = ", ".join(f"{n} at {sr} Hz" for sr, n in sorted(resampled.items()))
+        notes.append(f"resampled generated files to their reference's rate ({rates})")
+        _note(notes[-1])
+    if cropped:
+        notes.append(f"{cropped} pair(s) differed in length and were cropped to the shorter")
+    keys = ("log_mel_l1", "mr_stft", "mcd_db", "pesq_wb", "stoi")
+    return {"command": "vocoder", "generated_dir": str(generated_dir), "reference_dir": str(reference_dir),
+            "summary": summarise(per_file, keys), "files": per_file, "notes": notes}
+
+
+def _print_summary(title: str, summary: dict, names, notes) -> None:
+    print(title)
+    print(report.format_table(report.summary_rows(summary, names), ["metric", "mean", "+- 95% CI", "n"]))
+    for note in notes:
+        print(f"note: {note}")
+
+
+# --- argparse plumbing -------------------------------------------------------------------------
+def _write(args, result: dict) -> None:
+    if args.json:
+        path = report.write_json(args.json, result)
+        _note(f"wrote {path}")
+
+
+def cmd_sc09(args) -> int:
+    result = evaluate_sc09_folder(args.generated_dir, args.reference, args.reference_stats, args.classifier)
+    _print_sc09(result)
+    _write(args, result)
+    return 0
+
+
+def cmd_mos(args) -> int:
+    from .mos import DNSMOS_KEYS, score_folder
+
+    result = {"command": "mos", "dir": str(args.dir), **score_folder(args.dir)}
+    notes = [f"resampled {len(result['resampled'])} file(s) to 16 kHz for DNSMOS"] if result["resampled"] else []
+    for note in notes:
+        _note(note)
+    _print_summary(f"DNSMOS of {len(result['files'])} files in {args.dir}", result["summary"], DNSMOS_KEYS, notes)
+    _write(args, result)
+    return 0
+
+
+def cmd_vocoder(args) -> int:
+    result = evaluate_vocoder_folder(args.generated_dir, args.reference)
+    missing = [k for k in ("pesq_wb", "stoi") if k not in result["summary"]]
+    if missing:
+        result["notes"].append(f"{' and '.join(missing)} not computed (pip install pesq pystoi)")
+    _print_summary(f"vocoder metrics of {len(result['files'])} pairs ({args.generated_dir} vs {args.reference})",
+                   result["summary"], ("log_mel_l1", "mr_stft", "mcd_db", "pesq_wb", "stoi"), result["notes"])
+    _write(args, result)
+    return 0
+
+
+def add_eval_commands(sub) -> None:
+    """Add ``sc09``, ``mos`` and ``vocoder`` to an argparse sub-parser collection."""
+    p = sub.add_parser("sc09", help="FID / IS / mIS / AM / NDB of generated 1 s digits (SC09 classifier)")
+    p.add_argument("generated_dir", help="folder of generated .wav clips (searched recursively)")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference", metavar="DIR", help="folder of real clips to compare with (e.g. SC09 train)")
+    ref.add_argument("--reference-stats", metavar="NPZ",
+                     help="reference statistics .npz (default: the shipped classifier-training statistics)")
+    p.add_argument("--classifier", help="classifier .safetensors (default: the shipped one)")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.set_defaults(func=cmd_sc09)
+
+    p = sub.add_parser("mos", help="DNSMOS P.808 and P.835 of every .wav in a folder")
+    p.add_argument("dir", help="folder of .wav files")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.set_defaults(func=cmd_mos)
+
+    p = sub.add_parser("vocoder", help="log-mel L1, MR-STFT, MCD, PESQ, STOI against ground truth")
+    p.add_argument("generated_dir", help="folder of vocoded .wav files")
+    p.add_argument("--reference", required=True, metavar="DIR", help="folder of ground-truth .wav files, same names")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.set_defaults(func=cmd_vocoder)
+
+
+def register(subparsers) -> None:
+    """Add ``eval`` with its sub-commands to the main ``wavefast`` parser."""
+    p = subparsers.add_parser("eval", help="evaluate generated audio (sc09, mos, vocoder)")
+    add_eval_commands(p.add_subparsers(dest="eval_command", required=True, metavar="{sc09,mos,vocoder}"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="wavefast eval", description="Evaluate generated audio.")
+    add_eval_commands(parser.add_subparsers(dest="eval_command", required=True, metavar="{sc09,mos,vocoder}"))
+    args = parser.parse_args(argv)
+    return run_command(args.func, args)
+
+if __name__ == "__main__":
+    sys.exit(main())
