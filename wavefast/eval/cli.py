@@ -260,9 +260,63 @@ def add_eval_commands(sub) -> None:
 
 
 def register(subparsers) -> None:
-    """Add ``eval`` with its sub-commands to the main ``wavefast`` parser."""
+    """Add ``eval`` and ``sweep`` with their sub-commands to the main ``wavefast`` parser."""
     p = subparsers.add_parser("eval", help="evaluate generated audio (sc09, mos, vocoder)")
     add_eval_commands(p.add_subparsers(dest="eval_command", required=True, metavar="{sc09,mos,vocoder}"))
+    p = subparsers.add_parser("sweep", help="paper-style sampler sweep: table (md + json) and plots")
+    sub = p.add_subparsers(dest="sweep_command", required=True, metavar="{vocoder,sc09}")
+    for kind in ("vocoder", "sc09"):
+        q = sub.add_parser(kind, help=f"sweep schedules x S x kappa on the {kind} model")
+        q.add_argument("--checkpoint", help="model file (default: the shipped default)")
+        q.add_argument("-o", "--output", required=True, help="output folder (re-running resumes)")
+        q.add_argument("--steps", default="2,4,6,10" if kind == "vocoder" else "10,20,50", help="S values")
+        q.add_argument("--schedules", default="var-linear,var-quadratic,step-linear,step-quadratic",
+                       help="rule schedules (comma-separated)")
+        q.add_argument("--kappas", default="0,1", help="kappa values")
+        q.add_argument("--presets", default="", help="published presets to add, e.g. diffwave-base-6")
+        q.add_argument("--no-full-chain", action="store_true", help="skip the full T-step chain")
+        q.add_argument("--seed", type=int, default=0)
+        if kind == "vocoder":
+            q.add_argument("--references", required=True, help="folder of ground-truth wavs (mels are computed)")
+            q.add_argument("--max-files", type=int, default=8)
+            q.add_argument("--max-seconds", type=float, default=3.0, help="crop each reference (default 3 s)")
+            q.add_argument("--no-mos", action="store_true", help="skip DNSMOS")
+        else:
+            q.add_argument("-n", type=int, default=64, help="samples per configuration")
+        q.set_defaults(func=cmd_sweep, sweep_kind=kind)
+
+
+def _csv(text: str, cast) -> list:
+    try:
+        return [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise WavefastError(f"expected a comma-separated list, got {text!r}") from None
+
+
+def cmd_sweep(args) -> int:
+    from ..models.checkpoints import load_model
+    from ..models.default_models import load_default
+    from .sweep import configurations, sc09_sweep, vocoder_sweep
+
+    kind = args.sweep_kind
+    model = load_model(args.checkpoint) if args.checkpoint else load_default(kind)
+    configs = configurations(_csv(args.schedules, str), _csv(args.steps, int), _csv(args.kappas, float),
+                             full_chain=not args.no_full_chain, presets=_csv(args.presets, str))
+    if kind == "vocoder":
+        from ..audio.io import read_audio
+
+        if not model.spec.conditional:
+            raise WavefastError("this checkpoint is unconditional; use 'wavefast sweep sc09'")
+        paths = list_wavs(args.references)[: args.max_files]
+        limit = int(args.max_seconds * model.spec.sample_rate)
+        utterances = [(p.stem, read_audio(p, model.spec.sample_rate)[0][:limit]) for p in paths]
+        rows = vocoder_sweep(model, utterances, args.output, configs, seed=args.seed, mos=not args.no_mos)
+    else:
+        if model.spec.conditional:
+            raise WavefastError("this checkpoint is a vocoder; use 'wavefast sweep vocoder'")
+        rows = sc09_sweep(model, args.n, args.output, configs, seed=args.seed)
+    print(Path(args.output, "sweep.md").read_text())
+    return 0 if rows else 1
 
 
 def main(argv=None) -> int:
