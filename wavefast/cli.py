@@ -29,6 +29,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first item; item i uses seed+i (default 0)")
     p.add_argument("--method", default="lgamma", help="continuous-step mapping: lgamma (exact), stirling (FastDPM), lmnt")
     p.add_argument("--clip-range", action="store_true", help="clamp noise levels outside the trained range into it")
+    p.add_argument("--force-schedule", action="store_true",
+                   help="use a learned schedule file even if it was learned for other weights")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
 
 
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store fp16 weights (default fp32)")
     p.set_defaults(func=cmd_convert)
 
-    for module in ("wavefast.train.cli", "wavefast.eval.cli"):
+    for module in ("wavefast.train.cli", "wavefast.eval.cli", "wavefast.learn.cli", "wavefast.images.cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
         except ImportError:
@@ -162,7 +164,7 @@ def cmd_vocode(args) -> int:
     spec = model.spec
     if not spec.conditional:
         raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
-    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
+    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
     mels = _read_mels(inputs, spec)
     mels = [check_mel(spec, mel, name=str(path)) for path, mel in zip(inputs, mels)]
     for i, (path, mel, out) in enumerate(tqdm(list(zip(inputs, mels, outputs)), desc="vocoding", unit="file",
@@ -227,7 +229,7 @@ def cmd_generate(args) -> int:
     model = _load(args)
     if model.spec.conditional:
         raise WavefastError("this checkpoint is mel-conditioned; use 'wavefast vocode' with a mel or wav input")
-    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
+    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
     rank, world = run.rank_and_world()
     run.init_process_group(world)
     settings = {"model": run.model_fingerprint(model), "plan": plan.name, "steps": list(plan.steps),
@@ -257,7 +259,7 @@ def cmd_export(args) -> int:
     if Path(args.output).suffix.lower() != ".onnx":
         raise WavefastError(f"-o must name an .onnx file, got {args.output}")
     model = _load(args)
-    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range)
+    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
     report = export_onnx(model, plan, args.output, kappa=check_kappa(args.kappa), per_step=args.per_step,
                          check=not args.no_check)
     check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"

@@ -13,15 +13,22 @@ import torch
 from .audio.mel import guess_frontend
 from .errors import WavefastError
 from .models.diffwave import DiffWave
-from .samplers.reverse import PerSampleNoise, check_kappa, sample
+from .learn.artifacts import check_schedule_for_model
+from .learn.ggdm import sample_with_plan
+from .samplers.reverse import PerSampleNoise, check_kappa
 from .schedules import LinearBetaSchedule, SamplingPlan, make_plan
 
 ScheduleArg = Union[str, SamplingPlan]
 
 
 def plan_for(model: DiffWave, schedule: ScheduleArg = "var-quadratic", steps: Optional[int] = None,
-             method: str = "lgamma", clip_range: bool = False) -> SamplingPlan:
-    """Resolve a schedule name / JSON path / plan for this model's diffusion."""
+             method: str = "lgamma", clip_range: bool = False, force_schedule: bool = False) -> SamplingPlan:
+    """Resolve a schedule name / JSON path / plan for this model's diffusion.
+
+    A learned schedule (``wavefast learn-sampler``) made for other weights is refused
+    unless ``force_schedule``.
+    """
+    check_schedule_for_model(schedule, model, force_schedule)
     if isinstance(schedule, SamplingPlan):
         return schedule
     return make_plan(LinearBetaSchedule.from_spec(model.spec.diffusion), schedule, steps, method, clip_range)
@@ -65,7 +72,8 @@ def check_mel(spec, mel: torch.Tensor, name: str = "mel") -> torch.Tensor:
 @torch.no_grad()
 def vocode(model: DiffWave, mel, steps: Optional[int] = 6, schedule: ScheduleArg = "var-quadratic",
            kappa: float = 1.0, seed: Union[int, Sequence[int], None] = 0, method: str = "lgamma",
-           clip_range: bool = False, clamp: Optional[float] = None, progress: bool = False) -> torch.Tensor:
+           clip_range: bool = False, clamp: Optional[float] = None, progress: bool = False,
+           force_schedule: bool = False) -> torch.Tensor:
     """Mel (n_mels, frames) or (B, n_mels, frames) -> float32 audio (L,) or (B, L), L = frames * hop.
 
     Item i uses seed ``seed + i`` (or ``seed[i]``), so its audio does not depend on the batch.
@@ -73,15 +81,15 @@ def vocode(model: DiffWave, mel, steps: Optional[int] = 6, schedule: ScheduleArg
     squeeze = torch.as_tensor(mel).dim() == 2
     mel = check_mel(model.spec, mel)
     kappa = check_kappa(kappa)
-    plan = plan_for(model, schedule, steps, method, clip_range)
+    plan = plan_for(model, schedule, steps, method, clip_range, force_schedule)
     device = next(model.parameters()).device
     mel = mel.to(device)
     batch, length = mel.shape[0], mel.shape[2] * model.spec.hop_length
     noise = PerSampleNoise(_seeds(seed, batch), device=device)
     x_T = noise.randn((1, length))
     cond_terms = model.prepare(mel, length)
-    audio = sample(lambda x, t: model.denoise(x, t, cond_terms), x_T, plan, kappa=kappa, noise=noise,
-                   clamp=clamp, progress=progress)[:, 0]
+    audio = sample_with_plan(lambda x, t: model.denoise(x, t, cond_terms), x_T, plan, kappa=kappa, noise=noise,
+                             clamp=clamp, progress=progress)[:, 0]
     return audio[0] if squeeze else audio
 
 
@@ -89,7 +97,7 @@ def vocode(model: DiffWave, mel, steps: Optional[int] = 6, schedule: ScheduleArg
 def generate(model: DiffWave, n: int, steps: Optional[int] = 6, schedule: ScheduleArg = "var-quadratic",
              kappa: float = 1.0, seed: Union[int, Sequence[int], None] = 0, batch_size: int = 16,
              method: str = "lgamma", clip_range: bool = False, clamp: Optional[float] = None,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, force_schedule: bool = False) -> torch.Tensor:
     """Unconditional samples: (n, segment_length) float32; sample i uses seed ``seed + i``."""
     if model.spec.conditional:
         raise WavefastError("this model is mel-conditioned; use vocode() with a mel")
@@ -98,15 +106,15 @@ def generate(model: DiffWave, n: int, steps: Optional[int] = 6, schedule: Schedu
     if batch_size < 1:
         raise WavefastError(f"batch size must be >= 1, got {batch_size}")
     kappa = check_kappa(kappa)
-    plan = plan_for(model, schedule, steps, method, clip_range)
+    plan = plan_for(model, schedule, steps, method, clip_range, force_schedule)
     seeds = _seeds(seed, int(n))
     device = next(model.parameters()).device
     outputs = []
     for start in range(0, len(seeds), batch_size):
         noise = PerSampleNoise(seeds[start:start + batch_size], device=device)
         x_T = noise.randn((1, model.spec.segment_length))
-        x0 = sample(lambda x, t: model.denoise(x, t, None), x_T, plan, kappa=kappa, noise=noise, clamp=clamp,
-                    progress=progress)
+        x0 = sample_with_plan(lambda x, t: model.denoise(x, t, None), x_T, plan, kappa=kappa, noise=noise,
+                              clamp=clamp, progress=progress)
         outputs.append(x0[:, 0].cpu())
         if progress:
             print(f"wavefast: generated {min(start + batch_size, len(seeds))}/{len(seeds)}", file=sys.stderr)

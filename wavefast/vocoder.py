@@ -26,7 +26,8 @@ import torch
 
 from .errors import WavefastError
 from .models.diffwave import DiffWave
-from .samplers.reverse import check_kappa, plan_coefficients, sample
+from .learn.ggdm import sample_with_plan
+from .samplers.reverse import check_kappa, plan_coefficients
 from .schedules.plans import SamplingPlan
 
 NOISE_BLOCK = 4096
@@ -121,7 +122,8 @@ class Vocoder:
             mels = mels.to(self.device)
             cond = self.model.prepare(mels, length)
             x_T = noise.randn((1, length))
-            out = sample(lambda x, t: self.model.denoise(x, t, cond), x_T, self.plan, kappa=self.kappa, noise=noise)
+            out = sample_with_plan(lambda x, t: self.model.denoise(x, t, cond), x_T, self.plan, kappa=self.kappa,
+                                   noise=noise)
         return out[:, 0].cpu()
 
     # --- long form -----------------------------------------------------------------------

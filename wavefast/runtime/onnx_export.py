@@ -133,7 +133,9 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, p
             dynamic["mel"] = {0: "batch", 2: "frames"}
         outputs = ["eps"]
     else:
-        module = SamplingGraph(model, plan, kappa)
+        from ..learn.ggdm import GGDM_KEY, GGDMGraph
+
+        module = GGDMGraph(model, plan) if GGDM_KEY in plan.info else SamplingGraph(model, plan, kappa)
         names, tensors = example_inputs(model, len(module.stochastic))
         dynamic = {"x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
         if spec.conditional:

@@ -1,0 +1,425 @@
+"""Learned few-step samplers: GGDM family, DDSS training, error-bound schedules, artifacts, CLI, recipe."""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import wavefast
+from wavefast.errors import WavefastError
+from wavefast.learn.artifacts import check_schedule_for_model, learned_plan, model_sha256, save_learned
+from wavefast.learn.ddss import DDSSConfig, DDSSTrainer, heldout_objective, mmd2_unbiased, mr_stft_distance
+from wavefast.learn.errbound import ErrBoundConfig, ErrBoundRun, ErrorBound, grid_steps, optimise_steps
+from wavefast.learn.ggdm import (FixedSampler, GGDMCoefficients, GGDMSampler, TimestepParam, ggdm_sample,
+                                 sample_with_plan)
+from wavefast.models.diffwave import DiffWave
+from wavefast.models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
+from wavefast.samplers import PerSampleNoise, sample
+from wavefast.schedules import LinearBetaSchedule, make_plan
+
+SR = 22050
+HOP = 256
+SCHEDULE = LinearBetaSchedule(50, 1e-4, 0.05)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_model(conditional: bool = True, seed: int = 0, T: int = 50) -> DiffWave:
+    """2 layers, 4 channels, random weights with a non-zero output layer (DiffWave zero-inits it)."""
+    spec = ModelSpec(DiffWaveConfig(4, 4, 2, 2, n_mels=80 if conditional else 0), DiffusionSpec(T, 1e-4, 0.05),
+                     sample_rate=SR if conditional else 16000, segment_length=1024,
+                     mel_frontend="tacotron2" if conditional else None, name=f"tiny-{seed}")
+    torch.manual_seed(seed)
+    model = DiffWave(spec)
+    torch.nn.init.normal_(model.output_conv.weight, std=0.3)
+    return model.eval()
+
+
+def toy_waves(n: int, length: int, seed: int) -> torch.Tensor:
+    """Decaying sinusoids at random pitches, (n, 1, length)."""
+    g = np.random.default_rng(seed)
+    t = np.arange(length) / SR
+    rows = [0.5 * np.sin(2 * np.pi * g.uniform(150, 900) * t + g.uniform(0, 6)) * np.exp(-t * g.uniform(0, 20))
+            for _ in range(n)]
+    return torch.tensor(np.stack(rows), dtype=torch.float32)[:, None]
+
+
+def mels_of(x: torch.Tensor) -> torch.Tensor:
+    from wavefast.audio.mel import mel_spectrogram
+
+    return mel_spectrogram(x[:, 0], "tacotron2", SR)[..., : x.shape[-1] // HOP]
+
+
+class ToyData:
+    """Stand-in for PackData: toy training batches and a fixed held-out set."""
+
+    def __init__(self, length: int = 1024, conditional: bool = True, heldout: int = 4):
+        self.length, self.conditional, self.calls = length, conditional, 0
+        self.heldout = self._batch(heldout, seed=10_000)
+        self.heldout_split = "test"
+
+    def _batch(self, n, seed):
+        x = toy_waves(n, self.length, seed)
+        return x, (mels_of(x) if self.conditional else None)
+
+    def next_batch(self, batch_size):
+        self.calls += 1
+        return self._batch(batch_size, seed=self.calls)
+
+
+def image_denoiser(x, t):
+    """A fixed nonlinear 'eps model' on (B, C, H, W), depending on t."""
+    return torch.tanh(x.roll(1, dims=-1) * 0.7 + 0.01 * t.float()[:, None, None, None]) * 0.9
+
+
+# --- GGDM at initialisation = FastDPM -----------------------------------------------------------
+@pytest.mark.parametrize("name,S", [("var-quadratic", 6), ("step-linear", 4), ("var-linear", 3), ("step-quadratic", 5)])
+@pytest.mark.parametrize("kappa", [0.0, 1.0])
+@pytest.mark.parametrize("kind", ["audio", "image"])
+def test_ggdm_at_init_reproduces_fastdpm(name, S, kappa, kind):
+    plan = make_plan(SCHEDULE, name, S)
+    if kind == "audio":
+        model = tiny_model(conditional=False)
+        denoiser, shape = (lambda x, t: model.denoise(x, t, None)), (1, 256)
+    else:
+        denoiser, shape = image_denoiser, (3, 8, 8)
+    noise = PerSampleNoise([5, 6])
+    expected = sample(denoiser, noise.randn(shape), plan, kappa=kappa, noise=noise)
+    sampler = GGDMSampler(SCHEDULE, plan, kappa)
+    noise = PerSampleNoise([5, 6])
+    with torch.no_grad():
+        got = sampler(denoiser, noise.randn(shape), noise)
+        coeffs = sampler.coefficients()
+    assert got.shape == expected.shape
+    assert torch.max(torch.abs(got - expected)) < 1e-6
+    assert np.allclose(coeffs.steps.numpy(), plan.steps, atol=1e-9)
+    assert np.allclose(coeffs.alpha_bars.numpy(), plan.alpha_bars, rtol=1e-12)
+    assert sampler.is_plain_plan() and "ggdm" not in sampler.to_plan().info
+    fixed = FixedSampler(plan, kappa)  # the evaluation path builds the same coefficients
+    noise = PerSampleNoise([5, 6])
+    assert torch.max(torch.abs(fixed(denoiser, noise.randn(shape), noise) - expected)) < 1e-6
+
+
+def test_timesteps_stay_decreasing_and_in_range_and_get_gradients():
+    plan = make_plan(SCHEDULE, "var-quadratic", 6)
+    param = TimestepParam(plan.steps)
+    with torch.no_grad():
+        param.logits.copy_(torch.tensor([8.0, -9.0, 3.0, -20.0, 0.5]))
+    t = param().detach()
+    assert bool((t[1:] < t[:-1]).all()) and float(t[0]) == plan.steps[0] and float(t[-1]) == plan.steps[-1]
+    sampler = GGDMSampler(SCHEDULE, plan, kappa=1.0)
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    z = sampler.draw_noise((3, 4, 4), 2, torch.Generator().manual_seed(1))
+    out = sampler(image_denoiser, x, z)
+    out.square().mean().backward()
+    for p in (sampler.timesteps.logits, sampler.d_scale_x, sampler.d_eps, sampler.d_sigma):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    assert float(sampler.d_eps.grad.triu(1).abs().sum()) == 0.0  # W stays lower-triangular
+
+
+def test_checkpointed_chain_gives_the_same_gradients():
+    model = tiny_model(conditional=False).requires_grad_(False)
+    sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-linear", 4), kappa=1.0)
+    x = torch.randn(2, 1, 128, generator=torch.Generator().manual_seed(0))
+    z = sampler.draw_noise((1, 128), 2, torch.Generator().manual_seed(1))
+    grads = []
+    for remat in (False, True):
+        sampler.zero_grad()
+        sampler(lambda a, t: model.denoise(a, t, None), x, z, checkpoint=remat).square().mean().backward()
+        grads.append([p.grad.clone() for p in sampler.parameters() if p.requires_grad])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_ggdm_coefficients_round_trip_and_validation():
+    sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-quadratic", 4), kappa=1.0)
+    with torch.no_grad():
+        sampler.d_eps.add_(torch.randn(4, 4, generator=torch.Generator().manual_seed(0)) * 0.01)
+        sampler.d_sigma.add_(0.01)
+    plan = sampler.to_plan("x")
+    assert "ggdm" in plan.info and len(plan.info["ggdm"]["eps_weights"][2]) == 3
+    back = GGDMCoefficients.from_plan(plan)
+    now = sampler.coefficients()
+    assert torch.allclose(back.eps_weights, torch.tril(now.eps_weights.detach()), atol=1e-15)
+    assert torch.allclose(back.sigmas, now.sigmas.detach(), atol=1e-15) and back.sigmas[-1] == 0
+    noise = PerSampleNoise([1, 2])
+    x = noise.randn((3, 4, 4))
+    with torch.no_grad():
+        direct = sampler(image_denoiser, x, _skip_first(1, 2))
+    via_plan = sample_with_plan(image_denoiser, x, plan, kappa=0.3, noise=noise)  # kappa ignored for GGDM plans
+    assert torch.max(torch.abs(direct - via_plan)) < 1e-6
+    bad = dict(plan.info, ggdm=dict(plan.info["ggdm"], eps_weights=[[1.0], [1.0]]))
+    with pytest.raises(WavefastError, match="eps_weights"):
+        GGDMCoefficients.from_plan(wavefast.SamplingPlan(plan.steps, plan.alpha_bars, "bad", bad))
+
+
+def _skip_first(*seeds):
+    """A PerSampleNoise that has already drawn x_T (as sample() callers do)."""
+    noise = PerSampleNoise(list(seeds))
+    noise.randn((3, 4, 4))
+    return noise
+
+
+# --- DDSS -------------------------------------------------------------------------------------
+def test_losses_are_zero_on_identical_signals_and_differentiable():
+    x = toy_waves(2, 1024, 0)
+    assert float(mr_stft_distance(x, x).max()) < 1e-6
+    y = (x + 0.1 * torch.randn_like(x)).requires_grad_(True)
+    mr_stft_distance(y, x).sum().backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+    a, b = torch.randn(16, 5), torch.randn(16, 5) + 2.0
+    assert abs(float(mmd2_unbiased(a, torch.randn(16, 5)))) < float(mmd2_unbiased(a, b))
+
+
+def test_ddss_lowers_the_heldout_objective_and_resumes_exactly(tmp_path):
+    model = tiny_model()
+    config = DDSSConfig(steps=3, iters=8, batch_size=2, kappa=0.0, lr=1e-2, lr_time=5e-2, eval_every=4, save_every=2)
+    trainer = DDSSTrainer(model, ToyData(), config, tmp_path / "run.state.pt")
+    summary = trainer.train(progress=False)
+    assert summary["best"] < summary["initial"]
+    plan = trainer.best_plan()
+    assert "ggdm" in plan.info
+    assert heldout_objective(model, ToyData(), plan, 0.0) == pytest.approx(summary["best"], rel=1e-5)
+    init = make_plan(SCHEDULE, "var-quadratic", 3)
+    assert heldout_objective(model, ToyData(), init, 0.0) == pytest.approx(summary["initial"], rel=1e-5)
+    assert all(p.requires_grad for p in model.parameters())  # the model is handed back unfrozen
+
+    # an interrupted run (4 of 8 iterations) resumed from its state file ends where the full run did
+    part = DDSSTrainer(model, ToyData(), DDSSConfig(**{**config.__dict__, "iters": 4}), tmp_path / "part.state.pt")
+    part.train(progress=False)
+    data = ToyData()
+    data.calls = 4  # the toy source's position (PackData restores its own from the state)
+    resumed = DDSSTrainer(model, data, config, tmp_path / "part.state.pt")
+    resumed.load_state()
+    assert resumed.step == 4
+    resumed.train(progress=False)
+    for a, b in zip(trainer.sampler.parameters(), resumed.sampler.parameters()):
+        assert torch.allclose(a, b, atol=1e-12)
+    with pytest.raises(WavefastError, match="other settings"):
+        DDSSTrainer(model, ToyData(), DDSSConfig(**{**config.__dict__, "steps": 4}),
+                    tmp_path / "part.state.pt").load_state()
+
+
+def test_ddss_unconditional_kernel_objective_runs():
+    model = tiny_model(conditional=False)
+    config = DDSSConfig(steps=3, iters=2, batch_size=3, kappa=1.0, eval_every=2, features="logmel")
+    trainer = DDSSTrainer(model, ToyData(conditional=False, heldout=6), config)
+    summary = trainer.train(progress=False)
+    assert trainer.objective.name == "kid[logmel-stats]"
+    assert math.isfinite(summary["best"]) and summary["best"] <= summary["initial"]
+
+
+# --- error bound ------------------------------------------------------------------------------
+class PointMassOracle(torch.nn.Module):
+    """Exact eps for data = one fixed point: eps(x_t, t) = (x_t - sqrt(a) x0) / sqrt(1 - a)."""
+
+    def __init__(self, x0, schedule):
+        super().__init__()
+        self.x0, self.schedule = x0, schedule
+        self.spec = tiny_model(conditional=False).spec
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def prepare(self, cond, length):
+        return None
+
+    def denoise(self, x, t, terms):
+        a = self.schedule.alpha_bar(t.double()).float()[:, None, None]
+        return (x - a.sqrt() * self.x0) / (1 - a).sqrt()
+
+
+def test_error_bound_is_zero_for_an_exact_point_mass_model():
+    x0 = toy_waves(1, 256, 3)
+    grid = grid_steps(SCHEDULE)
+    from wavefast.learn.errbound import accumulate_eps_gram
+
+    oracle = PointMassOracle(x0, SCHEDULE)
+    gram = accumulate_eps_gram(oracle, x0.expand(3, -1, -1), None, SCHEDULE, grid, torch.Generator().manual_seed(0))
+    bound = ErrorBound(SCHEDULE, grid, gram / 3)
+    assert bound.of_plan(make_plan(SCHEDULE, "var-quadratic", 4)) < 1e-4  # eps is constant along the path
+
+
+def test_errbound_lowers_its_bound_vs_the_var_schedule(tmp_path):
+    model = tiny_model()
+    run = ErrBoundRun(model, ToyData(length=1024), ErrBoundConfig(steps=5, iters=150, batch_size=2, mc_examples=4),
+                      tmp_path / "eb.state.pt")
+    result = run.run(progress=False)
+    var = make_plan(SCHEDULE, "var-quadratic", 5)
+    assert result["initial_value"] == result["starts"]["var-quadratic"]["initial"]
+    assert result["value"] < result["starts"]["var-quadratic"]["initial"]
+    steps = torch.tensor(result["plan"].steps)
+    assert bool((steps[1:] < steps[:-1]).all()) and steps[0] == pytest.approx(var.steps[0])
+    assert steps[-1] == pytest.approx(var.steps[-1], abs=1e-6)
+    # S = 2 has no interior step: the bound of the fixed ends comes back unchanged
+    bound = ErrorBound(SCHEDULE, run.grid_t, run.gram_sum / run.count)
+    two = make_plan(SCHEDULE, "step-linear", 2)
+    assert optimise_steps(bound, two, 5)[1] == pytest.approx(bound.of_plan(two))
+    # the Monte-Carlo phase resumes from its state
+    again = ErrBoundRun(model, ToyData(length=1024), ErrBoundConfig(steps=5, iters=150, batch_size=2, mc_examples=4),
+                        tmp_path / "eb.state.pt")
+    again.load_state()
+    assert again.count == 4 and torch.equal(again.gram_sum, run.gram_sum)
+
+
+# --- artifacts and the pipeline hook ------------------------------------------------------------
+def _learned_file(tmp_path, model, with_ggdm=True):
+    sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-quadratic", 4), kappa=0.0)
+    with torch.no_grad():
+        sampler.timesteps.logits.add_(torch.tensor([0.3, -0.2, 0.1]))
+        if with_ggdm:
+            sampler.d_eps.add_(torch.tril(torch.full((4, 4), 0.01)))
+    plan = learned_plan(sampler.to_plan("ddss-S4"), model, learner="ddss", kappa=0.0, init="var-quadratic",
+                        objective={"name": "toy", "value": 1.0, "initial_value": 2.0})
+    return sampler, save_learned(plan, tmp_path / "learned.json")
+
+
+def test_artifact_round_trip_through_make_plan_and_vocode(tmp_path):
+    model = tiny_model()
+    sampler, path = _learned_file(tmp_path, model)
+    data = json.loads(path.read_text())
+    assert data["format"] == "wavefast-plan" and data["info"]["learned"]["model"]["sha256"] == model_sha256(model)
+    for key in ("method", "S", "objective", "created", "kappa"):
+        assert key in data["info"]["learned"]
+    plan = make_plan(SCHEDULE, str(path))
+    assert np.allclose(plan.steps, sampler.to_plan().steps) and plan.info["ggdm"] == sampler.to_plan().info["ggdm"]
+    mel = mels_of(toy_waves(1, 1024, 1))
+    audio = wavefast.vocode(model, mel, steps=None, schedule=str(path), seed=3)
+    noise = PerSampleNoise([3])
+    cond = model.prepare(mel, 1024)
+    with torch.no_grad():
+        expected = sampler(lambda x, t: model.denoise(x, t, cond), noise.randn((1, 1024)), noise)[:, 0]
+    assert torch.max(torch.abs(audio - expected)) < 1e-5
+
+
+def test_a_file_learned_for_another_model_is_refused_unless_forced(tmp_path):
+    model, other = tiny_model(seed=0), tiny_model(seed=1)
+    _, path = _learned_file(tmp_path, model, with_ggdm=False)
+    mel = mels_of(toy_waves(1, 1024, 1))
+    with pytest.raises(WavefastError, match="learned .*for another model"):
+        wavefast.vocode(other, mel, steps=None, schedule=str(path))
+    with pytest.raises(WavefastError, match="another model"):
+        check_schedule_for_model(make_plan(SCHEDULE, str(path)), other)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = wavefast.vocode(other, mel, steps=None, schedule=str(path), force_schedule=True)
+    assert audio.shape == (1, 1024) and any("forced" in str(w.message) for w in caught)
+    check_schedule_for_model(str(path), model)  # its own model is fine; plain plans are never checked
+    check_schedule_for_model("var-quadratic", other)
+
+
+# --- CLI and recipe ---------------------------------------------------------------------------
+def _write_pack(path: Path, n_train: int = 4, n_test: int = 2, length: int = 3000):
+    from wavefast.data.pack import save_pack_arrays
+
+    waves = toy_waves(n_train + n_test, length, 7)[:, 0].numpy()
+    audio = np.round(waves * 32767).astype(np.int16)
+    n = len(audio)
+    offsets = np.concatenate([[0], np.cumsum([length] * n)]).astype(np.int64)
+    text = lambda values: np.array(values, dtype=str)  # noqa: E731
+    arrays = {"audio": audio.reshape(-1), "offsets": offsets, "lead": np.zeros(n, np.int64),
+              "length": np.full(n, length, np.int64), "ids": text([f"u{i}" for i in range(n)]),
+              "splits": text(["train"] * n_train + ["test"] * n_test), "speakers": text([""] * n),
+              "labels": text([""] * n), "sources": text(["toy"] * n), "texts": text([""] * n),
+              "sample_rate": np.array(SR, dtype=np.int64)}
+    return save_pack_arrays(path, arrays, {"clip_samples": 0})
+
+
+def test_cli_learn_sampler_then_vocode(tmp_path, capsys):
+    from wavefast.cli import main
+    from wavefast.models.checkpoints import save_native
+
+    model = tiny_model()
+    ckpt = save_native(model, tmp_path / "m.safetensors", dtype=torch.float32)
+    other = save_native(tiny_model(seed=1), tmp_path / "other.safetensors", dtype=torch.float32)
+    pack = _write_pack(tmp_path / "pack.npz")
+    base = ["learn-sampler", "--checkpoint", str(ckpt), "--data", str(pack), "--steps", "3", "--batch-size", "2",
+            "--segment-samples", "1024", "--heldout-items", "2", "--quiet"]
+    out = tmp_path / "ddss.json"
+    assert main(base + ["--method", "ddss", "--iters", "2", "--eval-every", "1", "-o", str(out)]) == 0
+    assert "ddss, S=3" in capsys.readouterr().err and out.is_file() and (tmp_path / "ddss.state.pt").is_file()
+    assert main(base + ["--method", "ddss", "--iters", "2", "-o", str(out)]) == 2  # state exists, no --resume
+    assert "--resume" in capsys.readouterr().err
+    assert main(base + ["--method", "ddss", "--iters", "3", "-o", str(out), "--resume"]) == 0
+    assert json.loads(out.read_text())["info"]["learned"]["training"]["iters"] == 3
+    eb = tmp_path / "eb.json"
+    assert main(base + ["--method", "errbound", "--iters", "20", "--mc-examples", "2", "-o", str(eb)]) == 0
+    assert json.loads(eb.read_text())["info"]["learned"]["objective"]["name"] == "ddim-error-bound"
+    capsys.readouterr()
+    mel = tmp_path / "x.npy"
+    np.save(mel, mels_of(toy_waves(1, 1024, 2))[0].numpy())
+    for schedule in (out, eb):
+        assert main(["vocode", str(mel), "-o", str(tmp_path / "x.wav"), "--checkpoint", str(ckpt),
+                     "--schedule", str(schedule)]) == 0
+    assert main(["vocode", str(mel), "-o", str(tmp_path / "y.wav"), "--checkpoint", str(other),
+                 "--schedule", str(out)]) == 2
+    assert "another model" in capsys.readouterr().err
+
+
+def test_learn_recipe_composes(tmp_path):
+    pytest.importorskip("hydra")
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    from wavefast.learn.cli import RECIPE_KEYS
+
+    conf = ROOT / "recipes" / "conf" / "learn"
+    assert (ROOT / "recipes" / "learn.py").is_file()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="learn", overrides=["checkpoint=m.safetensors", "data=p.npz", "output=o.json",
+                                                      "method=errbound", "steps=4"])
+        assert OmegaConf.is_struct(cfg)
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        assert set(values) == set(RECIPE_KEYS) and values["method"] == "errbound" and values["steps"] == 4
+        with pytest.raises(MissingMandatoryValue):
+            OmegaConf.to_container(compose(config_name="learn"), throw_on_missing=True)
+        with pytest.raises(ConfigCompositionException):
+            compose(config_name="learn", overrides=["stpes=4"])
+
+
+def test_ggdm_graph_matches_the_torch_sampler_and_exports_to_onnx(tmp_path):
+    from wavefast.learn.ggdm import GGDMGraph
+
+    model = tiny_model()
+    sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-quadratic", 3), kappa=1.0)
+    with torch.no_grad():
+        sampler.d_eps.add_(torch.tril(torch.full((3, 3), 0.02)))
+    plan = sampler.to_plan()
+    graph = GGDMGraph(model, plan)
+    g = torch.Generator().manual_seed(0)
+    mel, x_T = mels_of(toy_waves(2, 1024, 4)), torch.randn(2, 1024, generator=g)
+    noise = torch.randn(len(graph.stochastic), 2, 1024, generator=g)
+    cond = model.prepare(mel, 1024)
+    with torch.no_grad():
+        expected = ggdm_sample(lambda x, t: model.denoise(x, t, cond), x_T[:, None], GGDMCoefficients.from_plan(plan),
+                               noise=noise[:, :, None])[:, 0]
+        assert torch.max(torch.abs(graph(mel, x_T, noise) - expected)) < 1e-5
+    pytest.importorskip("onnxruntime")
+    from wavefast.runtime.onnx_export import OPSET, parity_check
+
+    path = tmp_path / "ggdm.onnx"
+    with torch.no_grad():
+        torch.onnx.export(graph, (mel, x_T, noise), str(path), input_names=["mel", "x_T", "noise"],
+                          output_names=["audio"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"mel": {0: "batch", 2: "frames"}, "x_T": {0: "batch", 1: "samples"},
+                                        "noise": {1: "batch", 2: "samples"}, "audio": {0: "batch", 1: "samples"}})
+    assert parity_check(graph, path, ["mel", "x_T", "noise"], [mel, x_T, noise]) < 1e-4
+
+
+def test_sc09_classifier_features_are_differentiable():
+    from wavefast.learn.ddss import clip_features
+
+    spec = ModelSpec(DiffWaveConfig(4, 4, 2, 2, n_mels=0), DiffusionSpec(50, 1e-4, 0.05), sample_rate=16000,
+                     segment_length=16000, mel_frontend=None)
+    features, note = clip_features(spec, "auto")
+    if note != "sc09-classifier":
+        pytest.skip("the shipped SC09 classifier weights are not available")
+    clips = torch.randn(3, 1, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    features.fit(clips)
+    clips.requires_grad_(True)
+    f = features(clips)
+    f.sum().backward()
+    assert f.shape[0] == 3 and torch.isfinite(clips.grad).all() and clips.grad.abs().sum() > 0
