@@ -217,3 +217,13 @@ def test_reverse_sigma_formula():
     a, n = 0.3, 0.6
     assert reverse_sigma(a, n, 0.5) == pytest.approx(0.5 * math.sqrt((1 - n) / (1 - a) * (1 - a / n)))
     assert reverse_sigma(a, 1.0, 1.0) == 0.0
+
+
+def test_shipped_learned_plans_are_selectable_by_name(tmp_path, monkeypatch):
+    from wavefast.schedules import plans
+
+    monkeypatch.setattr(plans, "LEARNED_DIR", tmp_path)
+    s = LinearBetaSchedule(50, 1e-4, 0.05)
+    make_plan(s, "var-linear", 3).save(tmp_path / "toy-learned-3.json")
+    assert "toy-learned-3" in plans.schedule_names()
+    assert len(make_plan(s, "toy-learned-3")) == 3

@@ -17,6 +17,7 @@ from .learn.artifacts import check_schedule_for_model
 from .learn.ggdm import sample_with_plan
 from .samplers.reverse import PerSampleNoise, check_kappa
 from .schedules import LinearBetaSchedule, SamplingPlan, make_plan
+from .schedules.plans import shipped_learned_plans
 
 ScheduleArg = Union[str, SamplingPlan]
 
@@ -28,6 +29,8 @@ def plan_for(model: DiffWave, schedule: ScheduleArg = "var-quadratic", steps: Op
     A learned schedule (``wavefast learn-sampler``) made for other weights is refused
     unless ``force_schedule``.
     """
+    if isinstance(schedule, str):  # a shipped learned sampler by name -> its file (checked like any file)
+        schedule = str(shipped_learned_plans().get(schedule, schedule))
     check_schedule_for_model(schedule, model, force_schedule)
     if isinstance(schedule, SamplingPlan):
         return schedule

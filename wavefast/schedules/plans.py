@@ -39,8 +39,16 @@ PRESETS = {
 }
 
 
+LEARNED_DIR = Path(__file__).resolve().parent / "learned"
+
+
+def shipped_learned_plans() -> dict:
+    """Learned plans shipped with the package: name (file stem) -> path."""
+    return {p.stem: p for p in sorted(LEARNED_DIR.glob("*.json"))} if LEARNED_DIR.is_dir() else {}
+
+
 def schedule_names() -> Tuple[str, ...]:
-    return RULE_PLANS + FULL_PLANS + tuple(PRESETS)
+    return RULE_PLANS + FULL_PLANS + tuple(PRESETS) + tuple(shipped_learned_plans())
 
 
 @dataclass(frozen=True)
@@ -256,6 +264,9 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
     """
     check_choice("continuous-step method", method, CONTINUOUS_METHODS)
     name = str(name)
+    learned = shipped_learned_plans()
+    if name in learned:  # shipped learned sampler, selected by name
+        name = str(learned[name])
     if name.endswith(".json"):
         plan = _clip_or_check(lambda: load_plan_json(name, schedule, method), schedule, method, clip_range, name)
     elif name in RULE_PLANS:
