@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--peak-gflops", type=float, default=200.0, help="fp32 peak of this machine")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--skip-eager", action="store_true")
+    parser.add_argument("--backends", default="eager,hoisted,ort", help="subset of eager,hoisted,ort")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,10 +116,12 @@ def main() -> None:
             with torch.no_grad():
                 wavefast.vocode(model, mel, schedule=plan, kappa=1.0, seed=0)
 
-        if not args.skip_eager:
+        backends = set(args.backends.split(","))
+        if "eager" in backends:
             report("pytorch eager", batch, timed(eager, args.repeats), hoisted=False)
-        report("pytorch hoisted", batch, timed(hoisted, args.repeats))
-        if ort_sampler is not None:
+        if "hoisted" in backends:
+            report("pytorch hoisted", batch, timed(hoisted, args.repeats))
+        if ort_sampler is not None and "ort" in backends:
             report("onnxruntime full graph CPU", batch, timed(lambda: ort_sampler.vocode(mel.numpy(), seed=0),
                                                               args.repeats))
         if torch.cuda.is_available():
