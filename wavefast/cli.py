@@ -219,6 +219,13 @@ def cmd_generate(args) -> int:
     from .audio.io import write_wav
     from .pipeline import generate, plan_for
 
+    if args.checkpoint:  # an image model: PNGs and a grid (wavefast.images)
+        from .images.checkpoints import is_image_checkpoint
+
+        if is_image_checkpoint(args.checkpoint, args.preset):
+            from .images.cli import cmd_generate_images
+
+            return cmd_generate_images(args)
     if args.n < 1:
         raise WavefastError(f"-n must be >= 1, got {args.n}")
     if args.batch_size < 1:
