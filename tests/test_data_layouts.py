@@ -19,13 +19,6 @@ from wavefast.errors import WavefastError
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: several intra-op threads thrash; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tone(path: Path, sr: int = 16000, seconds: float = 0.1, freq: float = 440.0, amp: float = 0.3) -> Path:

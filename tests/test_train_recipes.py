@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 hydra = pytest.importorskip("hydra")
 from hydra import compose, initialize_config_dir  # noqa: E402
@@ -19,12 +18,6 @@ CONF = Path(__file__).resolve().parents[1] / "recipes" / "conf"
 RECIPES = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def composed(name: str, overrides=()) -> dict:

@@ -18,13 +18,6 @@ from wavefast.train.cli import main as cli_main
 SR = 22050
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: several intra-op threads thrash (35x slower measured); restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write(path: Path, x: np.ndarray, sr: int) -> None:
