@@ -634,3 +634,18 @@ def classify_images_features(classifier, pixels):
     from wavefast.images.eval import classify_images
 
     return classify_images(classifier, pixels)[1]
+
+
+def test_clip_denoised_adapter_keeps_x0_in_range_and_is_exact_without_clipping():
+    from wavefast.images.generate import clip_denoised, generate_images
+
+    model = tiny_image_model()
+    raw = generate_images(model, 2, steps=4, schedule="var-linear", kappa=1.0, seed=1)
+    clipped = generate_images(model, 2, steps=4, schedule="var-linear", kappa=1.0, seed=1, clip_x0=True)
+    assert raw.abs().max() > 1.5  # a random network leaves the data range
+    assert clipped.abs().max() <= 1.0 + 1e-5  # the last step returns the clipped x0 itself
+    plan = make_plan(LinearBetaSchedule(1000, 1e-4, 0.02), "var-quadratic", 5)
+    x = 0.01 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.full((2,), float(plan.steps[2]))
+    small = lambda x, t: 0.01 * torch.ones_like(x)  # noqa: E731  (x0 stays inside [-1, 1]: no change)
+    assert torch.allclose(clip_denoised(small, plan)(x, t), small(x, t), atol=1e-5)

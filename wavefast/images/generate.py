@@ -38,17 +38,42 @@ def image_plan(model, schedule: Union[str, SamplingPlan] = "var-quadratic", step
     return plan_for(model, schedule, steps, method, clip_range)
 
 
+def clip_denoised(model, plan: SamplingPlan):
+    """Denoiser adapter: eps recomputed from the x0 prediction clipped to the data range [-1, 1].
+
+    At the plan's step t with noise level a = alpha_bar(t) (taken from the plan itself)::
+
+        x0  = clamp((x - sqrt(1 - a) eps) / sqrt(a), -1, 1)
+        eps' = (x - sqrt(a) x0) / sqrt(1 - a)
+
+    so the shared sampler's update uses the clipped x0 (DDPM's ``clip_denoised``; FastDPM's image
+    sampler does not clip, so this is off by default). The sampler itself is unchanged."""
+    steps = torch.tensor([float(t) for t in plan.steps], dtype=torch.float64)
+    alpha_bars = list(plan.alpha_bars)
+
+    def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        index = int(torch.argmin((steps - float(t.reshape(-1)[0])).abs()))
+        a = alpha_bars[index]
+        eps = model(x, t)
+        x0 = ((x - (1.0 - a) ** 0.5 * eps) / a ** 0.5).clamp(-1.0, 1.0)
+        return (x - a ** 0.5 * x0) / (1.0 - a) ** 0.5
+
+    return denoiser
+
+
 @torch.no_grad()
 def generate_images(model, n: int, steps: Optional[int] = None,
                     schedule: Union[str, SamplingPlan] = "var-quadratic", kappa: float = 1.0,
                     seed: Union[int, Sequence[int], None] = 0, batch_size: int = 64, method: str = "lgamma",
-                    clip_range: bool = False, clamp: Optional[float] = None, progress: bool = False) -> torch.Tensor:
+                    clip_range: bool = False, clamp: Optional[float] = None, clip_x0: bool = False,
+                    progress: bool = False) -> torch.Tensor:
     """n images (n, C, H, W) float32 in model range (about [-1, 1], not clamped), on the CPU.
 
     ``model`` is an image model (``model(x, t) -> eps``, ``model.spec.diffusion``);
     ``steps``/``schedule``/``method``/``clip_range`` pick the plan as in
     :func:`wavefast.pipeline.plan_for`; ``kappa`` 1 = DDPM-rev, 0 = DDIM-rev.
     ``steps`` defaults to 50 for rule schedules and must be None for fixed-length plans (``ddpm``).
+    ``clip_x0`` samples with :func:`clip_denoised` (off by default, as in FastDPM).
     """
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise WavefastError(f"number of images must be a positive whole number, got {n!r}")
@@ -63,7 +88,8 @@ def generate_images(model, n: int, steps: Optional[int] = None,
     for start in range(0, len(seeds), batch_size):
         noise = PerSampleNoise(seeds[start:start + batch_size], device=device)
         x_T = noise.randn(shape)
-        outputs.append(sample(model, x_T, plan, kappa=kappa, noise=noise, clamp=clamp, progress=progress).cpu())
+        denoiser = clip_denoised(model, plan) if clip_x0 else model
+        outputs.append(sample(denoiser, x_T, plan, kappa=kappa, noise=noise, clamp=clamp, progress=progress).cpu())
     images = torch.cat(outputs)
     crop = int(getattr(model.spec, "crop", 0))
     return images[..., crop:images.shape[-2] - crop, crop:images.shape[-1] - crop] if crop else images
