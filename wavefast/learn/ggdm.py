@@ -352,33 +352,34 @@ class GGDMGraph(nn.Module):
     sampler's order), coefficients and step embeddings baked in as constants.
     """
 
-    def __init__(self, model, plan: SamplingPlan):
+    def __init__(self, model, plan: SamplingPlan, folded: bool = True):
         super().__init__()
+        from ..runtime.folded import make_denoiser
+
         c = GGDMCoefficients.from_plan(plan)
-        self.model = model.eval()
         self.conditional = model.spec.conditional
+        self.folded = folded
         self.scale_x = c.scale_x.tolist()
         self.eps_weights = c.eps_weights.tolist()
         self.sigmas = c.sigmas.tolist()
         self.stochastic = [i for i in range(len(c)) if bool(c.stochastic[i])]
-        with torch.no_grad():
-            emb = torch.stack([model.embed_steps(torch.tensor([float(t)]))[0] for t in c.steps.tolist()])
-        self.register_buffer("step_embeddings", emb, persistent=False)
+        self.denoiser = make_denoiser(model, c.steps.tolist(), folded)
 
     def forward(self, *inputs):
+        from ..runtime.folded import lift, lower
+
         inputs = list(inputs)
         mel = inputs.pop(0) if self.conditional else None
-        x = inputs.pop(0).unsqueeze(1)
+        x = lift(inputs.pop(0), self.folded)
         noise = inputs.pop(0) if self.stochastic else None
-        cond_terms = self.model.prepare(mel, x.shape[-1]) if self.conditional else None
+        cond_terms = self.denoiser.prepare(mel, x.shape[-1])
         history = []
         for i in range(len(self.scale_x)):
-            emb = self.step_embeddings[i].unsqueeze(0).expand(x.shape[0], -1)
-            history.append(self.model.denoise_embedded(x, emb, cond_terms))
+            history.append(self.denoiser(x, i, cond_terms))
             x = self.scale_x[i] * x + self.eps_weights[i][i] * history[i]
             for j in range(i):
                 if self.eps_weights[i][j] != 0.0:
                     x = x + self.eps_weights[i][j] * history[j]
             if i in self.stochastic:
-                x = x + self.sigmas[i] * noise[self.stochastic.index(i)].unsqueeze(1)
-        return x[:, 0]
+                x = x + self.sigmas[i] * lift(noise[self.stochastic.index(i)], self.folded)
+        return lower(x, self.folded)

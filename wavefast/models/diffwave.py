@@ -144,7 +144,7 @@ class DiffWave(nn.Module):
             high_idx = torch.ceil(t).long()
             frac = (t - low)[:, None]
             e = table[low.long()] + (table[high_idx] - table[low.long()]) * frac
-        e = F.silu(self.step_fc1(e))
+        e = F.silu(self.step_fc1(e.to(self.step_fc1.weight.dtype)))
         return F.silu(self.step_fc2(e))
 
     # --- step-invariant conditioning ------------------------------------------------

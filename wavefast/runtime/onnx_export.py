@@ -27,38 +27,39 @@ from ..errors import WavefastError
 from ..models.diffwave import DiffWave
 from ..samplers.reverse import plan_coefficients
 from ..schedules.plans import SamplingPlan
+from .folded import lift, lower, make_denoiser
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4  # max |ORT - torch| relative to max |torch| (fp32)
 
 
 class SamplingGraph(nn.Module):
-    """The unrolled sampler as a module: forward(mel?, x_T, noise?) -> audio (B, L)."""
+    """The unrolled sampler as a module: forward(mel?, x_T, noise?) -> audio (B, L).
 
-    def __init__(self, model: DiffWave, plan: SamplingPlan, kappa: float):
+    ``folded`` (default) runs the eps network as :class:`wavefast.runtime.folded.FoldedDenoiser`
+    (the same function, laid out for ONNX Runtime's fused CPU kernels); ``folded=False`` uses
+    the model's own layers.
+    """
+
+    def __init__(self, model: DiffWave, plan: SamplingPlan, kappa: float, folded: bool = True):
         super().__init__()
-        self.model = model.eval()
         self.conditional = model.spec.conditional
+        self.folded = folded
         self.coefficients = plan_coefficients(plan, kappa)
         self.stochastic = [i for i, (*_, sigma) in enumerate(self.coefficients) if sigma > 0]
-        self.register_buffer("step_embeddings", torch.stack(
-            [model.embed_steps(torch.tensor([float(t)]))[0] for t, *_ in self.coefficients]).detach(), persistent=False)
-
-    def _eps(self, x, i, cond_terms):
-        emb = self.step_embeddings[i].unsqueeze(0).expand(x.shape[0], -1)
-        return self.model.denoise_embedded(x, emb, cond_terms)
+        self.denoiser = make_denoiser(model, [t for t, *_ in self.coefficients], folded)
 
     def forward(self, *inputs):
         inputs = list(inputs)
         mel = inputs.pop(0) if self.conditional else None
-        x = inputs.pop(0).unsqueeze(1)
+        x = lift(inputs.pop(0), self.folded)
         noise = inputs.pop(0) if self.stochastic else None
-        cond_terms = self.model.prepare(mel, x.shape[-1]) if self.conditional else None
+        cond_terms = self.denoiser.prepare(mel, x.shape[-1])
         for i, (_, scale_x, scale_eps, sigma) in enumerate(self.coefficients):
-            x = scale_x * x + scale_eps * self._eps(x, i, cond_terms)
+            x = scale_x * x + scale_eps * self.denoiser(x, i, cond_terms)
             if sigma > 0:
-                x = x + sigma * noise[self.stochastic.index(i)].unsqueeze(1)
-        return x[:, 0]
+                x = x + sigma * lift(noise[self.stochastic.index(i)], self.folded)
+        return lower(x, self.folded)
 
 
 class StepGraph(nn.Module):
@@ -109,8 +110,12 @@ def parity_check(module: nn.Module, path, names, tensors, tolerance: float = PAR
 
 
 def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, per_step: bool = False,
-                check: bool = True) -> dict:
+                check: bool = True, folded: bool = True) -> dict:
     """Export the full S-step graph (or one step with ``per_step``) to ``path``; returns a report dict.
+
+    ``folded`` (full graph only) exports the constant-folded 2-D layout of
+    :mod:`wavefast.runtime.folded`, which ONNX Runtime runs with fused blocked kernels on
+    CPU; ``folded=False`` exports the model's layers as they are (same outputs).
 
     The file is written next to its target and renamed after the onnx checker and
     (with ``check``) the ORT-vs-torch parity check pass.
@@ -135,7 +140,8 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, p
     else:
         from ..learn.ggdm import GGDM_KEY, GGDMGraph
 
-        module = GGDMGraph(model, plan) if GGDM_KEY in plan.info else SamplingGraph(model, plan, kappa)
+        module = (GGDMGraph(model, plan, folded) if GGDM_KEY in plan.info
+                  else SamplingGraph(model, plan, kappa, folded))
         names, tensors = example_inputs(model, len(module.stochastic))
         dynamic = {"x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
         if spec.conditional:
@@ -145,7 +151,8 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, p
         outputs = ["audio"]
     meta = {"wavefast_spec": spec.to_json(), "graph": "step" if per_step else "full",
             "plan": json.dumps({"name": plan.name, "steps": list(plan.steps), "alpha_bar": list(plan.alpha_bars)}),
-            "kappa": str(kappa), "stochastic_steps": str(0 if per_step else len(module.stochastic))}
+            "kappa": str(kappa), "stochastic_steps": str(0 if per_step else len(module.stochastic)),
+            "layout": "step" if per_step else ("folded" if folded else "reference")}
     with atomic_output(path, ".onnx") as tmp:
         with torch.no_grad():
             torch.onnx.export(module, tuple(tensors), str(tmp), input_names=names, output_names=outputs,

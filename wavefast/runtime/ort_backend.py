@@ -44,8 +44,13 @@ class OnnxSampler:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
+        providers = list(providers or available_providers())
+        if "CUDAExecutionProvider" not in providers:
+            # The planned-pattern block is allocated and released on every run; for long audio
+            # (GBs of hoisted conditioner terms) that re-faults all its pages each call.
+            options.enable_mem_pattern = False
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=list(providers or available_providers()))
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:
             raise WavefastError(f"cannot load ONNX model {path}: {exc}") from None
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -1,0 +1,76 @@
+"""The folded inference form of DiffWave (wavefast.runtime.folded) computes the model's own eps."""
+
+import pytest
+import torch
+
+import wavefast
+from wavefast.models.diffwave import DiffWave
+from wavefast.models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
+from wavefast.runtime.folded import FoldedDenoiser, ReferenceDenoiser
+from wavefast.runtime.onnx_export import SamplingGraph
+
+STEPS = [0.0, 3.5, 17.25, 49.0]
+
+
+def _model(conditional=True, per_layer=False, embedding="sinusoidal", residual_includes_step=False, layers=7):
+    torch.manual_seed(3)
+    cfg = DiffWaveConfig(8, 6, layers, 3, n_mels=80 if conditional else 0, per_layer_upsampler=per_layer,
+                         step_embedding=embedding, embedding_table_size=50,
+                         residual_includes_step=residual_includes_step)
+    spec = ModelSpec(cfg, DiffusionSpec(50, 1e-4, 0.05), sample_rate=22050 if conditional else 8000,
+                     mel_frontend="tacotron2" if conditional else None, segment_length=640)
+    model = DiffWave(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+VARIANTS = {
+    "philsyn (per-layer upsampler, residual includes the step)":
+        dict(per_layer=True, residual_includes_step=True),
+    "lmnt (table embedding, shared upsampler)": dict(embedding="table"),
+    "unconditional, residual includes the step": dict(conditional=False, residual_includes_step=True),
+    "unconditional, plain residual, one layer": dict(conditional=False, layers=1),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_folded_denoiser_equals_the_model_at_every_step(variant):
+    """In float64 the rewrite is exact up to rounding (1e-10); fp32 parity is the ONNX tests' job."""
+    model = _model(**VARIANTS[variant]).double()
+    folded = FoldedDenoiser(model, STEPS)
+    g = torch.Generator().manual_seed(0)
+    length = 3 * 256
+    x = torch.randn(2, 1, length, generator=g, dtype=torch.float64)
+    mel = -6 + 2 * torch.randn(2, 80, 3, generator=g, dtype=torch.float64) if model.spec.conditional else None
+    with torch.no_grad():
+        cond_model = model.prepare(mel, length)
+        cond_folded = folded.prepare(mel, length)
+        for i, t in enumerate(STEPS):
+            expected = model.denoise(x, torch.full((2,), t, dtype=torch.float64), cond_model)
+            got = folded(x[:, :, None, :], i, cond_folded)[:, :, 0, :]
+            assert got.shape == expected.shape
+            assert torch.max(torch.abs(got - expected)) <= 1e-10 * max(1.0, expected.abs().max().item())
+
+
+def test_reference_and_folded_sampling_graphs_agree():
+    model = _model(per_layer=True, residual_includes_step=True)
+    plan = wavefast.plan_for(model, "var-quadratic", 4)
+    g = torch.Generator().manual_seed(1)
+    mel, x_T, noise = -6 + 2 * torch.randn(1, 80, 4, generator=g), torch.randn(1, 1024, generator=g), \
+        torch.randn(3, 1, 1024, generator=g)
+    with torch.no_grad():
+        a = SamplingGraph(model, plan, 1.0, folded=True)(mel, x_T, noise)
+        b = SamplingGraph(model, plan, 1.0, folded=False)(mel, x_T, noise)
+    assert a.shape == b.shape == (1, 1024)
+    assert torch.max(torch.abs(a - b)) <= 1e-4 * max(1.0, b.abs().max().item())
+
+
+def test_reference_denoiser_is_the_model():
+    model = _model(embedding="table")
+    ref = ReferenceDenoiser(model, STEPS)
+    x, mel = torch.randn(1, 1, 512), -6 + 2 * torch.randn(1, 80, 2)
+    with torch.no_grad():
+        assert torch.equal(ref(x, 2, ref.prepare(mel, 512)),
+                           model.denoise_embedded(x, model.embed_steps(torch.tensor(STEPS))[2:3], model.prepare(mel, 512)))

@@ -1,0 +1,181 @@
+"""DiffWave rewritten for fast inference graphs: constants folded, layers as 2-D convolutions.
+
+:class:`FoldedDenoiser` computes the same eps as :class:`wavefast.models.DiffWave` for a
+fixed list of diffusion steps (the steps of a sampling plan), in a form that ONNX Runtime's
+CPU optimiser runs entirely in its blocked (NCHWc) convolution kernels:
+
+* audio is held as ``(B, C, 1, L)`` and every ``Conv1d`` becomes a ``Conv2d`` with a
+  ``(1, k)`` kernel (ORT only blocks 2-D convolutions);
+* each gate half is its own convolution, so there is no ``Split`` (a copy, and a forced
+  return to the plain layout);
+* the step embedding, the residual scaling and the skip scaling are folded into weights
+  and biases, so what is left between convolutions is one add per operand, the gate
+  nonlinearities and their product.
+
+Folding. With ``s = sqrt(1/2)``, layer input ``x_k``, ``h_k = x_k + e_k`` (``e_k`` the
+layer's step projection, constant for a given step), residual ``r_k = W_r z_k + b_r`` and
+``q = 1`` when the residual includes the step (philsyn/FastDPM) else ``0``::
+
+    x_{k+1} = s (x_k + r_k + q e_k)
+    h_{k+1} = s h_k + s W_r z_k + c_k,          c_k = s b_r + (q - 1) s e_k + e_{k+1}
+
+Carrying ``g_k = h_k / s^k`` instead of ``h_k`` turns this into a plain accumulation::
+
+    DilatedConv(h_k; W)  = DilatedConv(g_k; s^k W)
+    g_{k+1}              = g_k + (W_r / s^k) z_k + c_k / s^{k+1}
+
+and the skip sum ``sqrt(1/K) sum_k (W_s z_k + b_s)`` accumulates with the scale in the
+weights and all biases on the first term. The first layer's ``+ e_0`` is a 1x1 convolution
+with identity weights and bias ``e_0``: a broadcast add would send the residual chain back
+to the plain layout, the identity costs ~0.4% of a step. The last layer's residual half is
+never used and is not computed.
+
+Measured on 2 CPU cores (DiffWave BASE, S = 6, see export/README.md): ORT runs every
+convolution of this graph in its blocked kernels at ~160 GFLOP/s; the adds, gates and
+products are separate memory-bound passes. Letting ORT fuse the adds into the convolutions
+(by giving it symbolic shapes) measured no faster: its fused form copies an accumulator that
+has other readers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..models.diffwave import DiffWave
+
+SQRT_HALF = math.sqrt(0.5)
+
+
+def _as_2d(weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight (out, in, k) -> Conv2d weight (out, in, 1, k)."""
+    return weight.detach().unsqueeze(2).clone()
+
+
+class FoldedDenoiser(nn.Module):
+    """eps for step ``i`` of a fixed step list; x is ``(B, 1, 1, L)`` (see module docstring).
+
+    ``prepare(mel, length)`` -> per-layer ``(filter, gate)`` conditioner terms, each
+    ``(B, C, 1, length)`` with the dilated convolution's bias included (None if the model is
+    unconditional); ``forward(x, i, cond_terms)`` -> eps ``(B, 1, 1, L)``.
+    """
+
+    def __init__(self, model: DiffWave, steps: Sequence[float]):
+        super().__init__()
+        model = model.eval()
+        cfg = model.config
+        self.model = model
+        self.channels = c = cfg.residual_channels
+        self.layers = k_total = cfg.residual_layers
+        self.dilations = [layer.dilated_conv.dilation[0] for layer in model.layers]
+        q = 1.0 if cfg.residual_includes_step else 0.0
+        with torch.no_grad():
+            dtype = model.input_conv.weight.dtype
+            emb = model.embed_steps(torch.tensor([float(t) for t in steps], dtype=dtype))  # (S, 512)
+            e = torch.stack([layer.step_proj(emb) for layer in model.layers], dim=1)  # (S, K, C)
+            self.register_buffer("first_step_term", e[:, 0].clone(), persistent=False)  # (S, C)
+            filt, gate, res, skip = [], [], [], []
+            res_bias = torch.zeros(len(steps), max(k_total - 1, 1), c, dtype=e.dtype)
+            for k, layer in enumerate(model.layers):
+                w = _as_2d(layer.dilated_conv.weight) * SQRT_HALF ** k
+                filt.append(w[:c])
+                gate.append(w[c:])
+                w_out = _as_2d(layer.out_proj.weight)
+                b_out = layer.out_proj.bias.detach()
+                skip.append(w_out[c:] * math.sqrt(1.0 / k_total))
+                if k < k_total - 1:
+                    res.append(w_out[:c] / SQRT_HALF ** k)
+                    offset = SQRT_HALF * b_out[:c] + (q - 1.0) * SQRT_HALF * e[:, k] + e[:, k + 1]
+                    res_bias[:, k] = offset / SQRT_HALF ** (k + 1)
+            skip_bias = sum(layer.out_proj.bias.detach()[c:] for layer in model.layers) * math.sqrt(1.0 / k_total)
+            dil_bias = torch.stack([layer.dilated_conv.bias.detach() for layer in model.layers])  # (K, 2C)
+        self.filter_weights = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in filt)
+        self.gate_weights = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in gate)
+        self.residual_weights = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in res)
+        self.skip_weights = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in skip)
+        self.register_buffer("residual_bias", res_bias, persistent=False)
+        self.register_buffer("skip_bias", skip_bias, persistent=False)
+        self.register_buffer("dilated_bias", dil_bias, persistent=False)
+        self.input_weight = nn.Parameter(_as_2d(model.input_conv.weight), requires_grad=False)
+        self.identity = nn.Parameter(torch.eye(c, dtype=model.input_conv.weight.dtype)[:, :, None, None], requires_grad=False)
+        self.skip_conv_weight = nn.Parameter(_as_2d(model.skip_conv.weight), requires_grad=False)
+        self.output_weight = nn.Parameter(_as_2d(model.output_conv.weight), requires_grad=False)
+        if cfg.conditional:
+            self.cond_filter = nn.ParameterList(
+                nn.Parameter(_as_2d(layer.cond_proj.weight)[:c], requires_grad=False) for layer in model.layers)
+            self.cond_gate = nn.ParameterList(
+                nn.Parameter(_as_2d(layer.cond_proj.weight)[c:], requires_grad=False) for layer in model.layers)
+
+    def prepare(self, mel: Optional[torch.Tensor], length: int) -> Optional[List[Tuple[torch.Tensor, torch.Tensor]]]:
+        """Per layer (filter, gate) terms ``W_c U(mel) + b_c + b_dilated``, each (B, C, 1, length)."""
+        if not self.model.config.conditional:
+            return None
+        c = self.channels
+        shared = self.model.upsampler(mel) if self.model.upsampler is not None else None
+        terms = []
+        for k, layer in enumerate(self.model.layers):
+            up = (layer.upsampler(mel) if layer.upsampler is not None else shared)[..., :length].unsqueeze(2)
+            bias = layer.cond_proj.bias + self.dilated_bias[k]
+            terms.append((F.conv2d(up, self.cond_filter[k], bias[:c]), F.conv2d(up, self.cond_gate[k], bias[c:])))
+        return terms
+
+    def forward(self, x: torch.Tensor, i: int, cond_terms) -> torch.Tensor:
+        c = self.channels
+        g = F.relu(F.conv2d(x, self.input_weight, self.model.input_conv.bias))
+        g = F.conv2d(g, self.identity, self.first_step_term[i])  # + e_0, see module docstring
+        skip = None
+        for k, d in enumerate(self.dilations):
+            if cond_terms is None:
+                bias_f, bias_g = self.dilated_bias[k, :c], self.dilated_bias[k, c:]
+            else:
+                bias_f = bias_g = None
+            y_f = F.conv2d(g, self.filter_weights[k], bias_f, padding=(0, d), dilation=(1, d))
+            y_g = F.conv2d(g, self.gate_weights[k], bias_g, padding=(0, d), dilation=(1, d))
+            if cond_terms is not None:
+                y_f, y_g = y_f + cond_terms[k][0], y_g + cond_terms[k][1]
+            z = torch.tanh(y_f) * torch.sigmoid(y_g)
+            if skip is None:
+                skip = F.conv2d(z, self.skip_weights[k], self.skip_bias)
+            else:
+                skip = F.conv2d(z, self.skip_weights[k]) + skip
+            if k < self.layers - 1:
+                g = F.conv2d(z, self.residual_weights[k], self.residual_bias[i, k]) + g
+        out = F.relu(F.conv2d(skip, self.skip_conv_weight, self.model.skip_conv.bias))
+        return F.conv2d(out, self.output_weight, self.model.output_conv.bias)
+
+
+class ReferenceDenoiser(nn.Module):
+    """The model's own layers for the same interface: x (B, 1, L), eps (B, 1, L)."""
+
+    def __init__(self, model: DiffWave, steps: Sequence[float]):
+        super().__init__()
+        self.model = model.eval()
+        with torch.no_grad():
+            emb = model.embed_steps(torch.tensor([float(t) for t in steps]))
+        self.register_buffer("step_embeddings", emb, persistent=False)
+
+    def prepare(self, mel, length):
+        return self.model.prepare(mel, length) if self.model.config.conditional else None
+
+    def forward(self, x, i: int, cond_terms):
+        emb = self.step_embeddings[i].unsqueeze(0).expand(x.shape[0], -1)
+        return self.model.denoise_embedded(x, emb, cond_terms)
+
+
+def make_denoiser(model: DiffWave, steps: Sequence[float], folded: bool = True) -> nn.Module:
+    """The exported eps network: :class:`FoldedDenoiser` (fast) or :class:`ReferenceDenoiser`."""
+    return FoldedDenoiser(model, steps) if folded else ReferenceDenoiser(model, steps)
+
+
+def lift(audio: torch.Tensor, folded: bool) -> torch.Tensor:
+    """(B, L) -> the denoiser's layout: (B, 1, 1, L) folded, (B, 1, L) reference."""
+    return audio[:, None, None, :] if folded else audio[:, None, :]
+
+
+def lower(x: torch.Tensor, folded: bool) -> torch.Tensor:
+    """Inverse of :func:`lift`: back to (B, L)."""
+    return x[:, 0, 0] if folded else x[:, 0]
