@@ -603,6 +603,10 @@ def test_sweep_splits_work_between_workers_and_summarises_at_equal_n(tmp_path):
 
     full = fastdpm_sweep_settings()
     assert len(full) == 33 and full[0].steps is None
+    from wavefast.images.eval import clip_study_settings
+
+    study = clip_study_settings()
+    assert len(study) == 24 and study[-1].label == "var-quadratic_S20_kappa1_clipx0"
     owner = _assign(full, 2)
     assert [sum(s.cost for s, w in zip(full, owner) if w == k) for k in (0, 1)] == [1220, 1220]
     torch.manual_seed(0)

@@ -441,11 +441,12 @@ class SweepSetting:
     schedule: str
     steps: Optional[int]
     kappa: float
+    clip_x0: bool = False  # sample with wavefast.images.generate.clip_denoised
 
     @property
     def label(self) -> str:
         size = "T" if self.steps is None else str(self.steps)
-        return f"{self.schedule}_S{size}_kappa{self.kappa:g}"
+        return f"{self.schedule}_S{size}_kappa{self.kappa:g}" + ("_clipx0" if self.clip_x0 else "")
 
     @property
     def cost(self) -> int:
@@ -462,6 +463,14 @@ def fastdpm_sweep_settings(step_counts=(10, 20, 50, 100), full_chain: bool = Tru
                 for kappa in (0.0, 1.0):
                     settings.append(SweepSetting(f"{kind}-{spacing}", int(steps), kappa))
     return settings
+
+
+def clip_study_settings(step_counts=(10, 20)) -> list:
+    """STEP-linear, STEP-quadratic and VAR-quadratic x kappa {0, 1} at each S, with and without
+    clipping the x0 prediction: how much of a weak model's error comes from the largest noise levels."""
+    return [SweepSetting(schedule, int(steps), kappa, clip)
+            for clip in (False, True) for steps in step_counts
+            for schedule in ("step-linear", "step-quadratic", "var-quadratic") for kappa in (0.0, 1.0)]
 
 
 def valid_settings(model, settings: list) -> Tuple[list, Dict[str, str]]:
@@ -516,7 +525,7 @@ def run_sweep(model, out_dir, n: int, chunk: int = 50, settings: Optional[list] 
                 continue
             began = time.monotonic()
             images = generate_images(model, size, steps=setting.steps, schedule=setting.schedule, kappa=setting.kappa,
-                                     seed=list(range(start, start + size)), batch_size=size)
+                                     seed=list(range(start, start + size)), batch_size=size, clip_x0=setting.clip_x0)
             probs, features = classify_images(classifier, to_uint8(images))  # scored as the PNGs would be
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
@@ -559,6 +568,7 @@ def summarize_sweep(out_dir, settings: Optional[list] = None, reference: Optiona
         features = np.concatenate([p["features"] for p in parts])
         mu, sigma = feature_stats(features)
         rows.append({"schedule": setting.schedule, "steps": setting.steps, "kappa": setting.kappa,
+                     "clip_x0": setting.clip_x0,
                      "label": setting.label, "n": len(features),
                      "fid": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
                      "is": inception_score(probs, splits=10 if len(probs) >= 100 else 1),
@@ -602,10 +612,12 @@ def sweep_table(summary: dict, metric: str = "fid") -> str:
         if r["steps"] is None:
             lines.append(f"| full chain DDPM-rev (S=1000) | {r['kappa']:g} | {cell(r)} (all S) "
                          + "| " * (len(steps) - 1) + "|")
-    for schedule, kappa in sorted({(r["schedule"], r["kappa"]) for r in rows if r["steps"] is not None}):
-        cells = [next((cell(r) for r in rows if (r["schedule"], r["kappa"], r["steps"]) == (schedule, kappa, s)),
-                      "n/a") for s in steps]
-        lines.append(f"| {schedule.upper().replace('-', ' ')} | {kappa:g} | " + " | ".join(cells) + " |")
+    for schedule, kappa, clip in sorted({(r["schedule"], r["kappa"], r.get("clip_x0", False))
+                                         for r in rows if r["steps"] is not None}):
+        cells = [next((cell(r) for r in rows if (r["schedule"], r["kappa"], r["steps"], r.get("clip_x0", False))
+                       == (schedule, kappa, s, clip)), "n/a") for s in steps]
+        name = schedule.upper().replace("-", " ") + (" + clipped x0" if clip else "")
+        lines.append(f"| {name} | {kappa:g} | " + " | ".join(cells) + " |")
     if summary.get("skipped"):
         lines += ["", "n/a: " + "; ".join(sorted(set(summary["skipped"].values())))]
     real = summary.get("real_data")
@@ -678,11 +690,14 @@ def main(argv=None) -> int:
     parser.add_argument("--worker", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--summarize", action="store_true", help="print the sweep table from finished chunks")
+    parser.add_argument("--clip-study", action="store_true",
+                        help="sweep/summarize clip_study_settings() instead of the FastDPM grid")
     args = parser.parse_args(argv)
     if args.sweep and not args.summarize:
         from .checkpoints import load_image_model
 
-        run_sweep(load_image_model(args.sweep), args.sweep_out, args.n, args.chunk, worker=args.worker,
+        run_sweep(load_image_model(args.sweep), args.sweep_out, args.n, args.chunk,
+                  settings=clip_study_settings() if args.clip_study else None, worker=args.worker,
                   workers=args.workers, log=lambda m: print(m, file=sys.stderr, flush=True))
         return 0
     if args.summarize:
@@ -694,7 +709,8 @@ def main(argv=None) -> int:
         from .checkpoints import load_image_model
 
         model = load_image_model(args.sweep) if args.sweep else None
-        summary = summarize_sweep(args.sweep_out, real_images=real, kid_images=test[kid_pick], model=model)
+        summary = summarize_sweep(args.sweep_out, settings=clip_study_settings() if args.clip_study else None,
+                                  real_images=real, kid_images=test[kid_pick], model=model)
         table = "\n\n".join(sweep_table(summary, m) for m in ("fid", "kid_x1000", "is"))
         atomic_write_text(Path(args.sweep_out) / "summary.json", json.dumps(summary, indent=2))
         atomic_write_text(Path(args.sweep_out) / "table.md", table + "\n")
