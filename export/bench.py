@@ -113,7 +113,7 @@ def main() -> None:
         for name, folded in (("ort", True), ("ort-reference", False)):
             if name in backends or (name == "ort" and torch.cuda.is_available()):
                 path = Path(tempfile.mkdtemp()) / f"{name}.onnx"
-                export_onnx(model, plan, path, kappa=1.0, folded=folded)
+                export_onnx(model, plan, path, kappa=1.0, layout="folded" if folded else "reference")
                 ort_samplers[name] = (path, OnnxSampler(path, providers=["CPUExecutionProvider"], threads=args.threads))
     except ImportError:
         print("onnxruntime not installed: skipping the ORT rows")

@@ -38,13 +38,14 @@ def _mel(batch, frames, seed=0):
     return -6.0 + 2.0 * torch.randn(batch, 80, frames, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("layout", ["folded", "reference"])
 @pytest.mark.parametrize("schedule,steps,kappa", [("var-quadratic", 4, 1.0), ("step-linear", 3, 0.0),
                                                   ("diffwave-base-6", None, 0.5), ("var-linear", 2, 0.0)])
-def test_full_graph_matches_torch_vocode(tmp_path, schedule, steps, kappa):
+def test_full_graph_matches_torch_vocode(tmp_path, schedule, steps, kappa, layout):
     model = _model()
     plan = wavefast.plan_for(model, schedule, steps)
-    report = export_onnx(model, plan, tmp_path / "m.onnx", kappa=kappa)
-    assert report["parity_error"] <= TOL
+    report = export_onnx(model, plan, tmp_path / "m.onnx", kappa=kappa, layout=layout)
+    assert report["parity_error"] <= TOL and report["layout"] == layout
     sampler = OnnxSampler(tmp_path / "m.onnx")
     for batch, frames in ((1, 5), (3, 11)):  # other batch sizes and lengths than at export
         mel = _mel(batch, frames)
@@ -69,13 +70,23 @@ def test_noise_inputs_follow_kappa(tmp_path):
 def test_philsyn_style_and_table_embedding(tmp_path):
     for model in (_model(per_layer=True), _model(embedding="table")):
         plan = wavefast.plan_for(model, "var-linear", 3)
-        assert export_onnx(model, plan, tmp_path / "p.onnx", kappa=1.0)["parity_error"] <= TOL
+        for layout in ("folded", "reference"):
+            assert export_onnx(model, plan, tmp_path / "p.onnx", kappa=1.0, layout=layout)["parity_error"] <= TOL
+
+
+def test_layout_choice(tmp_path):
+    model = _model()  # 4 residual channels: auto picks the reference layout (folded is for >= 64)
+    plan = wavefast.plan_for(model, "var-linear", 2)
+    assert export_onnx(model, plan, tmp_path / "a.onnx", kappa=0.0)["layout"] == "reference"
+    with pytest.raises(WavefastError, match="unknown layout 'fast'; allowed: 'auto', 'folded', 'reference'"):
+        export_onnx(model, plan, tmp_path / "b.onnx", layout="fast")
+    assert not (tmp_path / "b.onnx").exists()
 
 
 def test_unconditional_graph(tmp_path):
     model = _model(conditional=False)
     plan = wavefast.plan_for(model, "step-quadratic", 4)
-    export_onnx(model, plan, tmp_path / "u.onnx", kappa=1.0)
+    export_onnx(model, plan, tmp_path / "u.onnx", kappa=1.0, layout="folded")
     got = OnnxSampler(tmp_path / "u.onnx").generate(2, seed=3)
     expected = wavefast.generate(model, 2, schedule=plan, kappa=1.0, seed=3).numpy()
     assert np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
@@ -103,7 +114,7 @@ def test_cli_export_and_onnx_backend_with_learned_plan_json(tmp_path, capsys):
                                                    .alpha_bar(torch.tensor([40.5, 12.25, 0.0], dtype=torch.float64))]}))
     onnx_path = tmp_path / "m.onnx"
     assert main(["export", "onnx", "--checkpoint", str(ckpt), "--schedule", str(plan_file), "--kappa", "0",
-                 "-o", str(onnx_path)]) == 0
+                 "--layout", "folded", "-o", str(onnx_path)]) == 0
     assert "parity" in capsys.readouterr().err
     mel_file = tmp_path / "x.npy"
     np.save(mel_file, _mel(1, 6)[0].numpy())

@@ -74,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
     p.add_argument("--per-step", action="store_true", help="export one denoiser call instead of the whole sampler")
     p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-PyTorch parity check")
-    p.add_argument("--reference-layout", action="store_true",
-                   help="export the model's layers as they are instead of the folded fast layout (same outputs)")
+    p.add_argument("--layout", default="auto", choices=["auto", "folded", "reference"],
+                   help="full-graph layout: folded (fast on CPU for 64+ channels), reference (the model's layers "
+                        "as they are), auto (default: folded for >= 64 residual channels); same outputs")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_export)
 
@@ -270,7 +271,7 @@ def cmd_export(args) -> int:
     model = _load(args)
     plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
     report = export_onnx(model, plan, args.output, kappa=check_kappa(args.kappa), per_step=args.per_step,
-                         check=not args.no_check, folded=not args.reference_layout)
+                         check=not args.no_check, layout=args.layout)
     check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"
     print(f"wrote {args.output} ({report['graph']} graph, {plan.name} S={len(plan)}, kappa={args.kappa}, "
           f"opset {report['opset']}; ORT vs PyTorch parity: {check})", file=sys.stderr)
