@@ -452,6 +452,10 @@ def test_cli_eval_images_with_given_classifier(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["n"] == 12 and result["classifier"]["fid"] >= 0 and 1.0 <= result["classifier"]["is"] <= 10.0
     assert "classifier FID" in capsys.readouterr().out
+    out2 = tmp_path / "result2.json"  # the same command inside the eval group
+    assert main(["eval", "images", str(tmp_path / "gen"), "--classifier", str(tmp_path / "clf.safetensors"),
+                 "--reference-stats", str(tmp_path / "ref.npz"), "--json", str(out2)]) == 0
+    assert json.loads(out2.read_text())["classifier"] == result["classifier"]
     assert main(["eval-images", str(tmp_path / "nothing")]) == 2
 
 

@@ -261,8 +261,12 @@ def add_eval_commands(sub) -> None:
 
 def register(subparsers) -> None:
     """Add ``eval`` and ``sweep`` with their sub-commands to the main ``wavefast`` parser."""
-    p = subparsers.add_parser("eval", help="evaluate generated audio (sc09, mos, vocoder)")
-    add_eval_commands(p.add_subparsers(dest="eval_command", required=True, metavar="{sc09,mos,vocoder}"))
+    from ..images.cli import add_eval_images_parser
+
+    p = subparsers.add_parser("eval", help="evaluate generated audio (sc09, mos, vocoder) or images")
+    sub = p.add_subparsers(dest="eval_command", required=True, metavar="{sc09,mos,vocoder,images}")
+    add_eval_commands(sub)
+    add_eval_images_parser(sub, "images")
     p = subparsers.add_parser("sweep", help="paper-style sampler sweep: table (md + json) and plots")
     sub = p.add_subparsers(dest="sweep_command", required=True, metavar="{vocoder,sc09}")
     for kind in ("vocoder", "sc09"):

@@ -6,8 +6,7 @@
                              [--inception pt_inception.pth --inception-stats NPZ] [--json OUT]
     wavefast train-images --out RUN [--steps N] [--max-minutes M] ...
 
-``eval-images`` is a top-level command (not ``eval images``) so that it does not
-collide with the audio ``eval`` command group.
+``wavefast eval images DIR`` is the same command inside the ``eval`` group.
 """
 
 from __future__ import annotations
@@ -74,8 +73,9 @@ def cmd_train_images(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("eval-images", help="classifier FID / IS (and Inception FID) of a folder of PNGs")
+def add_eval_images_parser(subparsers, name: str):
+    """The ``eval-images`` arguments, shared by ``wavefast eval-images`` and ``wavefast eval images``."""
+    p = subparsers.add_parser(name, help="classifier FID / IS (and Inception FID) of a folder of PNGs")
     p.add_argument("dir", help="folder of generated .png images (grid*.png skipped)")
     p.add_argument("--classifier", help="image classifier .safetensors (default: the shipped Fashion-MNIST one)")
     p.add_argument("--reference-stats", metavar="NPZ",
@@ -86,6 +86,11 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.set_defaults(func=cmd_eval_images)
+    return p
+
+
+def register(subparsers) -> None:
+    add_eval_images_parser(subparsers, "eval-images")
 
     p = subparsers.add_parser("train-images", help="train the small image DDPM (Fashion-MNIST / MNIST)")
     p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
