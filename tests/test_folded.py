@@ -4,26 +4,15 @@ import pytest
 import torch
 
 import wavefast
-from wavefast.models.diffwave import DiffWave
-from wavefast.models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
 from wavefast.runtime.folded import FoldedDenoiser, ReferenceDenoiser
 from wavefast.runtime.onnx_export import SamplingGraph
+from tiny_diffwave import random_diffwave
 
 STEPS = [0.0, 3.5, 17.25, 49.0]
 
 
 def _model(conditional=True, per_layer=False, embedding="sinusoidal", residual_includes_step=False, layers=7):
-    torch.manual_seed(3)
-    cfg = DiffWaveConfig(8, 6, layers, 3, n_mels=80 if conditional else 0, per_layer_upsampler=per_layer,
-                         step_embedding=embedding, embedding_table_size=50,
-                         residual_includes_step=residual_includes_step)
-    spec = ModelSpec(cfg, DiffusionSpec(50, 1e-4, 0.05), sample_rate=22050 if conditional else 8000,
-                     mel_frontend="tacotron2" if conditional else None, segment_length=640)
-    model = DiffWave(spec).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    return model
+    return random_diffwave(8, 6, layers, 3, conditional, per_layer, embedding, residual_includes_step, seed=3)
 
 
 VARIANTS = {

@@ -10,28 +10,18 @@ import wavefast
 from wavefast.cli import main
 from wavefast.errors import WavefastError
 from wavefast.models.checkpoints import save_native
-from wavefast.models.diffwave import DiffWave
-from wavefast.models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from wavefast.runtime.onnx_export import export_onnx  # noqa: E402
 from wavefast.runtime.ort_backend import OnnxSampler  # noqa: E402
+from tiny_diffwave import random_diffwave  # noqa: E402
 
 TOL = 1e-4
 
 
 def _model(conditional=True, per_layer=False, embedding="sinusoidal"):
-    torch.manual_seed(1)
-    spec = ModelSpec(DiffWaveConfig(4, 4, 2, 2, n_mels=80 if conditional else 0, per_layer_upsampler=per_layer,
-                                    step_embedding=embedding, embedding_table_size=50),
-                     DiffusionSpec(50, 1e-4, 0.05), sample_rate=22050 if conditional else 8000,
-                     mel_frontend="tacotron2" if conditional else None, segment_length=640)
-    model = DiffWave(spec).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    return model
+    return random_diffwave(conditional=conditional, per_layer=per_layer, embedding=embedding)
 
 
 def _mel(batch, frames, seed=0):
