@@ -29,7 +29,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..errors import WavefastError
-from ..models.checkpoints import _is_safetensors, safe_torch_load
+from ..models.checkpoints import _is_safetensors, read_safetensors, safe_torch_load
 from ..models.spec import DiffusionSpec
 from .unet import DDPMUNet, ImageModelSpec, UNetConfig
 
@@ -178,13 +178,9 @@ def read_safetensors_metadata(path) -> dict:
 
 
 def _load_native(path: Path) -> Tuple[Dict[str, torch.Tensor], ImageModelSpec]:
-    from safetensors import safe_open
-
-    metadata = read_safetensors_metadata(path)
+    state, metadata = read_safetensors(path)
     if SPEC_KEY not in metadata:
         raise WavefastError(f"{path} is not a wavefast image model (no '{SPEC_KEY}' in its metadata)")
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: f.get_tensor(k).float() for k in f.keys()}
     return state, ImageModelSpec.from_dict(json.loads(metadata[SPEC_KEY]))
 
 

@@ -104,18 +104,13 @@ def save_classifier(model: ImageClassifier, path, dtype=torch.float16, extra_met
 
 def load_classifier(path=None, device="cpu") -> ImageClassifier:
     """The classifier in ``path`` (default: the shipped Fashion-MNIST one), float32, eval mode."""
-    from safetensors import safe_open
+    from ..models.checkpoints import read_safetensors
 
     path = Path(path) if path is not None else DEFAULT_CLASSIFIER
     if not path.is_file():
         hint = " (train one with 'python -m wavefast.images.eval --train')" if path == DEFAULT_CLASSIFIER else ""
         raise WavefastError(f"image classifier not found: {path}{hint}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k).float() for k in f.keys()}
-    except Exception as exc:
-        raise WavefastError(f"cannot read image classifier {path}: {exc}") from None
+    state, metadata = read_safetensors(path, "image classifier")
     if metadata.get("format") != CLASSIFIER_FORMAT:
         raise WavefastError(f"{path} is not a wavefast image classifier (format {metadata.get('format')!r})")
     model = ImageClassifier(ClassifierConfig.from_json(metadata[CLASSIFIER_KEY]))

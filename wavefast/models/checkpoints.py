@@ -18,7 +18,7 @@ import json
 import pickle
 import re
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -317,15 +317,19 @@ def save_native(model: DiffWave, path, dtype: torch.dtype = torch.float16, extra
     return Path(path)
 
 
-def _load_native(path: Path):
+def read_safetensors(path, what: str = "safetensors file") -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """(float32 tensors, string metadata) of a safetensors file; WavefastError naming ``what`` if unreadable."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k).float() for k in f.keys()}
+            return {k: f.get_tensor(k).float() for k in f.keys()}, dict(f.metadata() or {})
     except Exception as exc:
-        raise WavefastError(f"cannot read safetensors file {path}: {exc}") from None
+        raise WavefastError(f"cannot read {what} {path}: {exc}") from None
+
+
+def _load_native(path: Path):
+    state, metadata = read_safetensors(path)
     if "wavefast_spec" not in metadata:
         raise WavefastError(f"{path} is a safetensors file without wavefast metadata (no 'wavefast_spec'); "
                             "convert it with 'wavefast convert' from its original layout")
