@@ -94,7 +94,8 @@ def test_generate_is_seed_stable_across_batch_sizes(capsys, tmp_path, uncond_ckp
     for i in range(3):
         a, sr = sf.read(tmp_path / "a" / f"sample_{i:05d}.wav")
         b, _ = sf.read(tmp_path / "b" / f"sample_{i:05d}.wav")
-        assert sr == 16000 and len(a) == 800 and np.array_equal(a, b)
+        # equal up to float rounding between batch sizes: at most 1 LSB of 16-bit audio (documented)
+        assert sr == 16000 and len(a) == 800 and np.abs(a - b).max() <= 1 / 32768 + 1e-12
 
 
 def test_convert_command(capsys, tmp_path):

@@ -25,7 +25,7 @@ from wavefast.images.checkpoints import (IMAGE_PRESETS, infer_arch, is_image_che
                                         load_image_model, read_image_checkpoint, save_image_model, spec_for_state)
 from wavefast.images.unet import DDPMUNet, ImageModelSpec, UNetConfig, step_embedding
 from wavefast.models.spec import DiffusionSpec
-from wavefast.samplers import PerSampleNoise, sample
+from wavefast.samplers import PerSampleNoise, PositionalNoise, sample
 from wavefast.schedules import LinearBetaSchedule, make_plan
 
 # ==== reference re-statement (test-only) ==========================================================
@@ -374,7 +374,7 @@ def test_image_model_runs_through_the_shared_sampler_and_is_batch_independent():
     assert together.shape == (3, 1, 8, 8) and torch.isfinite(together).all()
     scale = float(together.abs().max())  # a random network: large values, compare relative to them
     assert torch.allclose(together[1:2], alone, rtol=0, atol=1e-5 * scale)
-    noise = PerSampleNoise([5, 6, 7])
+    noise = PositionalNoise([5, 6, 7])  # the noise scheme of every entry point
     plan = make_plan(LinearBetaSchedule(1000, 1e-4, 0.02), "var-linear", 4)
     with torch.no_grad():
         direct = sample(model, noise.randn((1, 8, 8)), plan, kappa=1.0, noise=noise)

@@ -14,11 +14,10 @@ from wavefast.errors import WavefastError
 from wavefast.learn.artifacts import check_schedule_for_model, learned_plan, model_sha256, save_learned
 from wavefast.learn.ddss import DDSSConfig, DDSSTrainer, heldout_objective, mmd2_unbiased, mr_stft_distance
 from wavefast.learn.errbound import ErrBoundConfig, ErrBoundRun, ErrorBound, grid_steps, optimise_steps
-from wavefast.learn.ggdm import (FixedSampler, GGDMCoefficients, GGDMSampler, TimestepParam, ggdm_sample,
-                                 sample_with_plan)
+from wavefast.learn.ggdm import FixedSampler, GGDMCoefficients, GGDMSampler, TimestepParam, ggdm_sample
 from wavefast.models.diffwave import DiffWave
 from wavefast.models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
-from wavefast.samplers import PerSampleNoise, sample
+from wavefast.samplers import PerSampleNoise, PositionalNoise, run_plan, sample
 from wavefast.schedules import LinearBetaSchedule, make_plan
 
 SR = 22050
@@ -149,8 +148,10 @@ def test_ggdm_coefficients_round_trip_and_validation():
     x = noise.randn((3, 4, 4))
     with torch.no_grad():
         direct = sampler(image_denoiser, x, _skip_first(1, 2))
-    via_plan = sample_with_plan(image_denoiser, x, plan, kappa=0.3, noise=noise)  # kappa ignored for GGDM plans
+    via_plan = run_plan(image_denoiser, x, plan, noise=noise)  # a learned plan brings its own noise scales
     assert torch.max(torch.abs(direct - via_plan)) < 1e-6
+    with pytest.raises(WavefastError, match="learned sampler whose noise scales were learned"):
+        run_plan(image_denoiser, x, plan, kappa=0.3, noise=noise)  # a different kappa is refused, not ignored
     bad = dict(plan.info, ggdm=dict(plan.info["ggdm"], eps_weights=[[1.0], [1.0]]))
     with pytest.raises(WavefastError, match="eps_weights"):
         GGDMCoefficients.from_plan(wavefast.SamplingPlan(plan.steps, plan.alpha_bars, "bad", bad))
@@ -286,7 +287,7 @@ def test_artifact_round_trip_through_make_plan_and_vocode(tmp_path):
     assert np.allclose(plan.steps, sampler.to_plan().steps) and plan.info["ggdm"] == sampler.to_plan().info["ggdm"]
     mel = mels_of(toy_waves(1, 1024, 1))
     audio = wavefast.vocode(model, mel, steps=None, schedule=str(path), seed=3)
-    noise = PerSampleNoise([3])
+    noise = PositionalNoise([3])  # the noise of every entry point
     cond = model.prepare(mel, 1024)
     with torch.no_grad():
         expected = sampler(lambda x, t: model.denoise(x, t, cond), noise.randn((1, 1024)), noise)[:, 0]
@@ -381,14 +382,14 @@ def test_learn_recipe_composes(tmp_path):
 
 
 def test_ggdm_graph_matches_the_torch_sampler_and_exports_to_onnx(tmp_path):
-    from wavefast.learn.ggdm import GGDMGraph
+    from wavefast.runtime.graphs import SamplingGraph
 
     model = tiny_model()
     sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-quadratic", 3), kappa=1.0)
     with torch.no_grad():
         sampler.d_eps.add_(torch.tril(torch.full((3, 3), 0.02)))
     plan = sampler.to_plan()
-    graph = GGDMGraph(model, plan)
+    graph = SamplingGraph(model, plan)
     g = torch.Generator().manual_seed(0)
     mel, x_T = mels_of(toy_waves(2, 1024, 4)), torch.randn(2, 1024, generator=g)
     noise = torch.randn(len(graph.stochastic), 2, 1024, generator=g)

@@ -14,7 +14,9 @@ from wavefast.models.checkpoints import save_native
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from wavefast.runtime.onnx_export import export_onnx  # noqa: E402
-from wavefast.runtime.ort_backend import OnnxSampler  # noqa: E402
+from wavefast.pipeline import generate_with  # noqa: E402
+from wavefast.runtime.ort_backend import OnnxBackend  # noqa: E402
+from wavefast.vocoder import Vocoder  # noqa: E402
 from tiny_diffwave import random_diffwave  # noqa: E402
 
 TOL = 1e-4
@@ -36,11 +38,11 @@ def test_full_graph_matches_torch_vocode(tmp_path, schedule, steps, kappa, layou
     plan = wavefast.plan_for(model, schedule, steps)
     report = export_onnx(model, plan, tmp_path / "m.onnx", kappa=kappa, layout=layout)
     assert report["parity_error"] <= TOL and report["layout"] == layout
-    sampler = OnnxSampler(tmp_path / "m.onnx")
+    sampler = Vocoder.from_pretrained(tmp_path / "m.onnx")
     for batch, frames in ((1, 5), (3, 11)):  # other batch sizes and lengths than at export
         mel = _mel(batch, frames)
         expected = wavefast.vocode(model, mel, schedule=plan, kappa=kappa, seed=[4, 5, 6][:batch]).numpy()
-        got = sampler.vocode(mel.numpy(), seed=[4, 5, 6][:batch])
+        got = sampler(mel.numpy(), seeds=[4, 5, 6][:batch])[0].numpy()
         assert got.shape == (batch, frames * 256)
         assert np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
 
@@ -77,7 +79,7 @@ def test_unconditional_graph(tmp_path):
     model = _model(conditional=False)
     plan = wavefast.plan_for(model, "step-quadratic", 4)
     export_onnx(model, plan, tmp_path / "u.onnx", kappa=1.0, layout="folded")
-    got = OnnxSampler(tmp_path / "u.onnx").generate(2, seed=3)
+    got = generate_with(OnnxBackend(tmp_path / "u.onnx"), 2, seed=3).numpy()
     expected = wavefast.generate(model, 2, schedule=plan, kappa=1.0, seed=3).numpy()
     assert np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
 
@@ -92,7 +94,7 @@ def test_per_step_graph(tmp_path):
     with torch.no_grad():
         assert np.abs(got - model(x, t, mel).numpy()).max() <= TOL
     with pytest.raises(WavefastError, match="not a wavefast full sampling graph"):
-        OnnxSampler(tmp_path / "s.onnx")
+        OnnxBackend(tmp_path / "s.onnx")
 
 
 def test_cli_export_and_onnx_backend_with_learned_plan_json(tmp_path, capsys):

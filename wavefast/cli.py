@@ -1,12 +1,17 @@
-"""The ``wavefast`` command line. The only place that reads argv and picks a device.
+"""The ``wavefast`` command line. The only place (with the ``*/cli.py`` modules) that reads argv and
+picks a device.
 
-Bad input prints one line ``wavefast: error: ...`` on stderr and exits with status 2.
+Bad input prints one line ``wavefast: error: ...`` on stderr and exits with status 2; other
+failures exit 1 with one line (the traceback with ``--debug``). Progress and notes go to stderr
+through :mod:`logging` (``-q`` quiet, ``-v`` verbose; ``TQDM_DISABLE=1`` hides progress bars).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -14,6 +19,71 @@ from typing import List, Optional
 from .errors import WavefastError, run_command
 
 MEL_SUFFIXES = (".npy", ".pt")
+AUDIO_OUTPUTS = (".wav",)
+log = logging.getLogger("wavefast")
+
+#: which shipped model a command uses when no --checkpoint is given
+COMMAND_KINDS = {"vocode": "vocoder", "export": "vocoder", "generate": "sc09"}
+
+
+# --- argument types -------------------------------------------------------------------------
+def seed_arg(text: str) -> int:
+    from .samplers.noise import MAX_SEED
+
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number in [0, 2**63 - 1], got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 2**63 - 1], got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"kappa must lie in [0, 1] (1 = DDPM-rev, 0 = DDIM-rev), got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_device_args(p: argparse.ArgumentParser, dtype: bool = True) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu, cuda or cuda:N")
+    if dtype:
+        p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                       help="inference precision (default float32; float16 needs CUDA)")
+
+
+def _schedule_help() -> str:
+    from .schedules.plans import PRESETS, shipped_learned_plans
+
+    learned = ", ".join(shipped_learned_plans()) or "none"
+    return ("var-linear, var-quadratic (default), step-linear, step-quadratic, ddpm, a published preset ("
+            f"{', '.join(PRESETS)}), a shipped learned plan ({learned}) or a plan .json")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -21,34 +91,50 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                                         "default: the shipped model")
     p.add_argument("--preset", help="architecture preset for files that do not store it (philsyn-sc09, "
                                     "philsyn-lj-base, philsyn-lj-large, lmnt-lj)")
-    p.add_argument("--steps", type=int, default=None, help="number of sampling steps S (default 6 for rule schedules)")
-    p.add_argument("--schedule", default="var-quadratic",
-                   help="var-linear, var-quadratic, step-linear, step-quadratic, ddpm, a preset "
-                        "(diffwave-base-6, diffwave-large-6, wavegrad-6) or a plan .json (default var-quadratic)")
-    p.add_argument("--kappa", type=float, default=1.0, help="1 = DDPM-rev (stochastic), 0 = DDIM-rev (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first item; item i uses seed+i (default 0)")
-    p.add_argument("--method", default="lgamma", help="continuous-step mapping: lgamma (exact), stirling (FastDPM), lmnt")
+    p.add_argument("--steps", type=int, default=None,
+                   help="number of sampling steps S for rule plans (default 6; 1..T)")
+    p.add_argument("--plan", "--schedule", dest="schedule", default="var-quadratic", metavar="PLAN",
+                   help=_schedule_help())
+    p.add_argument("--kappa", type=unit_float, default=None,
+                   help="1 = DDPM-rev (stochastic, default), 0 = DDIM-rev; a learned plan brings its own")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the first item; item i uses seed+i (default 0)")
+    p.add_argument("--method", default="lgamma", choices=["lgamma", "stirling", "lmnt"],
+                   help="continuous-step mapping: lgamma (exact), stirling (FastDPM), lmnt")
     p.add_argument("--clip-range", action="store_true", help="clamp noise levels outside the trained range into it")
     p.add_argument("--force-schedule", action="store_true",
-                   help="use a learned schedule file even if it was learned for other weights")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+                   help="use a learned plan file even if it was learned for other weights")
+    add_device_args(p)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one ``wavefast: error:`` line (no usage block), status 2."""
+
+    def error(self, message):
+        raise WavefastError(f"{self.prog.replace('wavefast ', '', 1) if self.prog != 'wavefast' else 'usage'}: "
+                            f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wavefast", description="Few-step sampling of DiffWave models.")
+    from . import __version__
+
+    parser = Parser(prog="wavefast", description="Few-step sampling of DiffWave models.")
+    parser.add_argument("--version", action="version", version=f"wavefast {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("schedule", help="print a sampling plan")
     p.add_argument("--checkpoint", help="read T and the beta range from this model")
     p.add_argument("--preset", help="architecture preset for philsyn files")
-    p.add_argument("--T", type=int, help="diffusion length T")
+    p.add_argument("--T", type=positive_int, help="diffusion length T")
     p.add_argument("--beta-0", type=float, help="first beta")
     p.add_argument("--beta-T", type=float, help="last beta")
-    p.add_argument("--kind", default="var", help="var, step, ddpm, or a preset / plan .json")
-    p.add_argument("--spacing", default="quadratic", help="linear or quadratic (for var and step)")
+    p.add_argument("--kind", default="var", help="var, step, ddpm, or a preset / learned plan / plan .json")
+    p.add_argument("--spacing", default="quadratic", choices=["linear", "quadratic"], help="for var and step")
     p.add_argument("--steps", type=int, default=None, help="number of steps S (default 6)")
-    p.add_argument("--kappa", type=float, default=1.0, help="kappa for the sigma column (default 1)")
-    p.add_argument("--method", default="lgamma", help="lgamma, stirling or lmnt")
+    p.add_argument("--kappa", type=unit_float, default=None, help="kappa for the sigma column (default 1)")
+    p.add_argument("--method", default="lgamma", choices=["lgamma", "stirling", "lmnt"])
     p.add_argument("--clip-range", action="store_true")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_schedule)
@@ -56,16 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vocode", help="turn mels (or wavs, via the model's front end) into audio")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="wav, or mel .npy/.pt of shape (n_mels, frames)")
     p.add_argument("-o", "--output", required=True, help="output .wav (one input) or folder")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="torch (default) or onnx")
-    p.add_argument("--onnx", help="full-graph .onnx file from 'wavefast export onnx' (with --backend onnx)")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--backend", default=None, choices=["torch", "onnx"],
+                   help="torch (default) or onnx (default when --onnx is given)")
+    p.add_argument("--onnx", help="full-graph .onnx file from 'wavefast export onnx'")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--chunk-seconds", type=positive_float, default=4.0,
+                   help="long inputs are vocoded in chunks of this length with exact context (default 4)")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_vocode)
 
-    p = sub.add_parser("generate", help="unconditional generation (e.g. SC09 digits)")
-    p.add_argument("-n", type=int, required=True, help="number of samples")
+    p = sub.add_parser("generate", help="unconditional generation (e.g. SC09 digits, or images)")
+    p.add_argument("-n", type=positive_int, required=True, help="number of samples")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     _add_sampling_args(p)
     p.set_defaults(func=cmd_generate)
 
@@ -88,39 +177,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store fp16 weights (default fp32)")
     p.set_defaults(func=cmd_convert)
 
-    for module in ("wavefast.train.cli", "wavefast.eval.cli", "wavefast.learn.cli", "wavefast.images.cli"):
-        try:
-            __import__(module, fromlist=["register"]).register(sub)
-        except ImportError:
-            pass
+    from .eval.cli import register as register_eval
+    from .images.cli import register as register_images
+    from .learn.cli import register as register_learn
+    from .train.cli import register as register_train
+
+    for register in (register_train, register_eval, register_learn, register_images):
+        register(sub)
     return parser
 
 
 # --- commands ---------------------------------------------------------------------------
 def cmd_schedule(args) -> int:
-    from .samplers.reverse import check_kappa
-    from .schedules import LinearBetaSchedule, make_plan
+    from .samplers.ggdm import coefficients_for, plan_kappa
+    from .schedules import LinearBetaSchedule, resolve_plan
 
     if args.checkpoint:
         from .models.checkpoints import load_model
 
-        schedule = LinearBetaSchedule.from_spec(load_model(args.checkpoint, args.preset).spec.diffusion)
+        model = load_model(args.checkpoint, args.preset)
+        schedule = LinearBetaSchedule.from_spec(model.spec.diffusion)
     else:
         if args.T is None or args.beta_0 is None or args.beta_T is None:
             raise WavefastError("give --checkpoint, or all of --T, --beta-0 and --beta-T")
-        schedule = LinearBetaSchedule(args.T, args.beta_0, args.beta_T)
+        model = schedule = LinearBetaSchedule(args.T, args.beta_0, args.beta_T)
     kind = args.kind
     if kind in ("var", "step"):
-        if args.spacing not in ("linear", "quadratic"):
-            raise WavefastError(f"unknown spacing {args.spacing!r}; allowed: 'linear', 'quadratic'")
         kind = f"{kind}-{args.spacing}"
-    kappa = check_kappa(args.kappa)
-    plan = make_plan(schedule, kind, args.steps, args.method, args.clip_range)
-    sigmas = plan.sigmas(kappa)
+    plan = resolve_plan(model, kind, args.steps, args.method, args.clip_range, force=True)
+    kappa = plan_kappa(plan, args.kappa)
+    sigmas = coefficients_for(plan, kappa).sigmas.tolist()
     if args.json:
         print(json.dumps({"name": plan.name, "T": schedule.T, "beta_0": schedule.beta_0, "beta_T": schedule.beta_T,
                           "kappa": kappa, "steps": list(plan.steps), "alpha_bar": list(plan.alpha_bars),
-                          "sigma": list(sigmas), "info": plan.info}, indent=2))
+                          "sigma": sigmas, "info": plan.info}, indent=2))
         return 0
     print(f"plan {plan.name}: S={len(plan)} steps on T={schedule.T}, beta {schedule.beta_0} -> {schedule.beta_T}, "
           f"kappa={kappa}")
@@ -130,88 +220,100 @@ def cmd_schedule(args) -> int:
     return 0
 
 
-def _load(args):
-    from .models import default_models
-    from .models.checkpoints import load_model
+def load_for(args, kind: Optional[str] = None):
+    """The model of ``--checkpoint`` or the shipped model of ``kind`` on ``--device`` / ``--dtype``."""
+    from .devices import resolve_device, resolve_dtype
+    from .models import load_default, load_model
 
-    if args.checkpoint:
-        return load_model(args.checkpoint, args.preset, device=args.device)
-    return default_models.load_default(args.command, device=args.device)
+    device = resolve_device(getattr(args, "device", None))
+    dtype = resolve_dtype(getattr(args, "dtype", None), device)
+    if getattr(args, "checkpoint", None):
+        model = load_model(args.checkpoint, getattr(args, "preset", None), device=device)
+    else:
+        model = load_default(kind or COMMAND_KINDS[args.command], device=device)
+    return model.to(dtype=dtype)
 
 
 def _outputs_for(inputs: List[Path], output: Path) -> List[Path]:
-    if len(inputs) == 1 and output.suffix.lower() == ".wav":
-        return [output]
-    if output.suffix.lower() == ".wav":
+    from .fileio import check_output, check_output_folder
+
+    if len(inputs) == 1 and output.suffix:
+        return [check_output(output, AUDIO_OUTPUTS, inputs)]
+    if output.suffix.lower() in AUDIO_OUTPUTS:
         raise WavefastError(f"{len(inputs)} inputs need an output folder, not the file {output}")
+    if output.suffix and not output.is_dir():
+        raise WavefastError(f"output {output}: unsupported file type {output.suffix!r}; allowed: .wav, or a folder "
+                            "(for several inputs)")
+    check_output_folder(output, inputs)
     names = [p.name[: -len("".join(p.suffixes))] if p.suffixes else p.name for p in inputs]
     if len(set(names)) != len(names):
         raise WavefastError("two inputs share a file name; their outputs would overwrite each other")
-    return [output / f"{n}.wav" for n in names]
+    return [check_output(output / f"{n}.wav", AUDIO_OUTPUTS, inputs) for n in names]
+
+
+def _read_inputs(inputs, spec):
+    """(mels, sample lengths or None) for each input: loaded from .npy/.pt, or computed from audio."""
+    from .audio.io import load_mel, read_audio
+    from .audio.mel import check_mel, mel_spectrogram
+
+    mels, lengths = [], []
+    for path in inputs:  # read and check everything before writing anything
+        if path.suffix.lower() in MEL_SUFFIXES:
+            mel = load_mel(path)
+            lengths.append(None)
+        else:
+            audio, _ = read_audio(path, spec.sample_rate, announce=True)
+            if audio.shape[0] <= 2 * spec.hop_length:
+                raise WavefastError(f"{path}: {audio.shape[0]} samples is too short to vocode "
+                                    f"(need more than {2 * spec.hop_length})")
+            mel = mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length)
+            lengths.append(int(audio.shape[0]))
+        mels.append(check_mel(mel, spec.n_mels, spec.mel_frontend, str(path))[0])
+    return mels, lengths
 
 
 def cmd_vocode(args) -> int:
     from tqdm.auto import tqdm
 
     from .audio.io import write_wav
-    from .pipeline import check_mel, plan_for, vocode
+    from .vocoder import Vocoder
 
     inputs = [Path(p) for p in args.inputs]
-    outputs = _outputs_for(inputs, Path(args.output))
     for path in inputs:  # cheap checks before the model loads
-        if not path.exists():
-            raise WavefastError(f"file not found: {path}")
-    if args.backend == "onnx":
-        return _vocode_onnx(args, inputs, outputs)
-    model = _load(args)
-    spec = model.spec
-    if not spec.conditional:
-        raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
-    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
-    mels = _read_mels(inputs, spec)
-    mels = [check_mel(spec, mel, name=str(path)) for path, mel in zip(inputs, mels)]
-    for i, (path, mel, out) in enumerate(tqdm(list(zip(inputs, mels, outputs)), desc="vocoding", unit="file",
-                                             disable=len(inputs) == 1)):
-        audio = vocode(model, mel.to(args.device), schedule=plan, kappa=args.kappa, seed=args.seed + i,
-                       progress=True)
+        if not path.is_file():
+            raise WavefastError(f"file not found: {path}" if not path.exists() else f"not a file: {path}")
+    outputs = _outputs_for(inputs, Path(args.output))
+    onnx = args.backend == "onnx" or (args.backend is None and args.onnx)
+    if onnx:
+        if not args.onnx:
+            raise WavefastError("--backend onnx needs --onnx MODEL.onnx (made by 'wavefast export onnx')")
+        if args.checkpoint or args.steps is not None or args.kappa is not None or args.dtype is not None or \
+                args.schedule != "var-quadratic":
+            raise WavefastError("an exported graph fixes its model, plan, kappa and precision; drop --checkpoint, "
+                                "--steps, --plan, --kappa and --dtype with --onnx")
+        voc = Vocoder.from_pretrained(args.onnx, device=args.device, threads=args.threads,
+                                      chunk_seconds=args.chunk_seconds)
+    else:
+        if args.threads is not None:
+            raise WavefastError("--threads applies to --backend onnx")
+        from .runtime.backends import TorchBackend
+        from .schedules.resolve import resolve_plan
+
+        model = load_for(args)
+        if not model.spec.conditional:
+            raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
+        plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+        voc = Vocoder(TorchBackend(model, plan, args.kappa), chunk_seconds=args.chunk_seconds)
+    spec = voc.spec
+    mels, lengths = _read_inputs(inputs, spec)
+    bar = tqdm(list(zip(inputs, mels, lengths, outputs)), desc="vocoding", unit="file", disable=len(inputs) == 1)
+    for i, (path, mel, length, out) in enumerate(bar):
+        audio = voc.vocode_long(mel, seed=args.seed + i)
+        if length is not None:  # a recording comes back at its own length
+            audio = audio[:length]
         write_wav(out, audio, spec.sample_rate)
-        print(f"wrote {out} ({audio.shape[-1] / spec.sample_rate:.2f} s, {plan.name}, S={len(plan)}, "
-              f"kappa={args.kappa})", file=sys.stderr)
-    return 0
-
-
-def _read_mels(inputs, spec):
-    """Mels for each input: loaded from .npy/.pt, or computed from audio with the model's front end."""
-    from .audio.io import load_mel, read_audio
-    from .audio.mel import mel_spectrogram
-
-    mels = []
-    for path in inputs:  # read and check everything before writing anything
-        if path.suffix.lower() in MEL_SUFFIXES:
-            mels.append(load_mel(path))
-        else:
-            audio, _ = read_audio(path, spec.sample_rate, announce=True)
-            mels.append(mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length))
-    return mels
-
-
-def _vocode_onnx(args, inputs, outputs) -> int:
-    from .audio.io import write_wav
-    from .pipeline import check_mel
-    from .runtime.ort_backend import OnnxSampler
-
-    if not args.onnx:
-        raise WavefastError("--backend onnx needs --onnx MODEL.onnx (made by 'wavefast export onnx')")
-    sampler = OnnxSampler(args.onnx, threads=args.threads)
-    spec = sampler.spec
-    if not spec.conditional:
-        raise WavefastError(f"{args.onnx} is an unconditional graph; it cannot vocode")
-    mels = [check_mel(spec, m, name=str(p)) for p, m in zip(inputs, _read_mels(inputs, spec))]
-    for i, (mel, out) in enumerate(zip(mels, outputs)):
-        audio = sampler.vocode(mel[0].numpy(), seed=args.seed + i)
-        write_wav(out, audio, spec.sample_rate)
-        print(f"wrote {out} (onnx, {sampler.plan['name']}, S={len(sampler.plan['steps'])}, kappa={sampler.kappa})",
-              file=sys.stderr)
+        log.info(f"wrote {out} ({audio.shape[-1] / spec.sample_rate:.2f} s, {voc.backend.name}, {voc.plan.name}, "
+                 f"S={len(voc.plan)}, kappa={voc.kappa})")
     return 0
 
 
@@ -220,7 +322,10 @@ def cmd_generate(args) -> int:
 
     from . import generation_run as run
     from .audio.io import write_wav
-    from .pipeline import generate, plan_for
+    from .fileio import check_output_folder
+    from .pipeline import generate
+    from .samplers.ggdm import plan_kappa
+    from .schedules.resolve import resolve_plan
 
     if args.checkpoint:  # an image model: PNGs and a grid (wavefast.images)
         from .images.checkpoints import is_image_checkpoint
@@ -229,68 +334,99 @@ def cmd_generate(args) -> int:
             from .images.cli import cmd_generate_images
 
             return cmd_generate_images(args)
-    if args.n < 1:
-        raise WavefastError(f"-n must be >= 1, got {args.n}")
-    if args.batch_size < 1:
-        raise WavefastError(f"--batch-size must be >= 1, got {args.batch_size}")
     out_dir = Path(args.output)
-    if out_dir.suffix.lower() == ".wav":
+    if out_dir.suffix.lower() in AUDIO_OUTPUTS:
         raise WavefastError(f"-o must be a folder for generated samples, got {out_dir}")
-    model = _load(args)
+    check_output_folder(out_dir)
+    model = load_for(args)
     if model.spec.conditional:
         raise WavefastError("this checkpoint is mel-conditioned; use 'wavefast vocode' with a mel or wav input")
-    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+    kappa = plan_kappa(plan, args.kappa)
     rank, world = run.rank_and_world()
     run.init_process_group(world)
-    settings = {"model": run.model_fingerprint(model), "plan": plan.name, "steps": list(plan.steps),
-                "kappa": args.kappa, "seed": args.seed, "n": args.n, "batch_size": args.batch_size}
+    settings = run.run_settings(model, plan, kappa, args.seed, args.n, args.batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     run.check_or_write_manifest(out_dir, settings, rank, world)
-    todo = run.pending_batches(out_dir, args.n, args.batch_size, rank, world)
+    todo = run.pending_batches(out_dir, args.n, args.batch_size, rank, world, model.spec.sample_rate,
+                               model.spec.segment_length)
     bar = tqdm(total=sum(map(len, todo)), desc=f"generating (rank {rank}/{world})" if world > 1 else "generating",
                unit="sample")
     for indices in todo:
-        audio = generate(model, len(indices), schedule=plan, kappa=args.kappa, seed=[args.seed + i for i in indices],
+        audio = generate(model, len(indices), plan=plan, kappa=kappa, seed=[args.seed + i for i in indices],
                          batch_size=len(indices))
         for j, index in enumerate(indices):
-            if not run.sample_path(out_dir, index).is_file():
+            if not run.sample_ok(out_dir, index, model.spec.sample_rate, model.spec.segment_length):
                 write_wav(run.sample_path(out_dir, index), audio[j], model.spec.sample_rate)
         bar.update(len(indices))
     bar.close()
-    run.finish(out_dir, settings, args.n, rank, world)
+    run.finish(out_dir, settings, args.n, rank, world, model.spec.sample_rate, model.spec.segment_length)
     return 0
 
 
 def cmd_export(args) -> int:
-    from .pipeline import plan_for
+    from .fileio import check_output
     from .runtime.onnx_export import export_onnx
-    from .samplers.reverse import check_kappa
+    from .schedules.resolve import resolve_plan
 
-    if Path(args.output).suffix.lower() != ".onnx":
-        raise WavefastError(f"-o must name an .onnx file, got {args.output}")
-    model = _load(args)
-    plan = plan_for(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
-    report = export_onnx(model, plan, args.output, kappa=check_kappa(args.kappa), per_step=args.per_step,
+    check_output(args.output, (".onnx",), [args.checkpoint] if args.checkpoint else [])
+    if args.dtype not in (None, "float32"):
+        raise WavefastError("ONNX export writes float32 graphs; drop --dtype")
+    model = load_for(args)
+    model = model.cpu()
+    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+    report = export_onnx(model, plan, args.output, kappa=args.kappa, per_step=args.per_step,
                          check=not args.no_check, layout=args.layout)
     check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"
-    print(f"wrote {args.output} ({report['graph']} graph, {plan.name} S={len(plan)}, kappa={args.kappa}, "
-          f"opset {report['opset']}; ORT vs PyTorch parity: {check})", file=sys.stderr)
+    log.info(f"wrote {args.output} ({report['graph']} graph, {plan.name} S={len(plan)}, kappa={report['kappa']}, "
+             f"opset {report['opset']}; ORT vs PyTorch parity: {check})")
     return 0
 
 
 def cmd_convert(args) -> int:
     import torch
 
+    from .fileio import check_output
     from .models.checkpoints import convert
 
+    if not Path(args.input).is_file():
+        raise WavefastError(f"checkpoint not found: {args.input}")
+    check_output(args.output, (".safetensors",), [args.input])
     out = convert(args.input, args.output, args.preset, args.config, torch.float16 if args.fp16 else torch.float32)
-    print(f"wrote {out}", file=sys.stderr)
+    log.info(f"wrote {out}")
     return 0
 
 
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Messages to stderr as ``wavefast: ...``; ``quiet`` also turns progress bars off."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logger = logging.getLogger("wavefast")
+    logger.setLevel(level)
+    if not any(getattr(h, "_wavefast", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("wavefast: %(message)s"))
+        handler._wavefast = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    def parse(_):
+        return build_parser().parse_args(argv)
+
+    holder = {}
+
+    def parse_into(_):
+        holder["args"] = parse(None)
+        return 0
+
+    code = run_command(parse_into, None)
+    if "args" not in holder:
+        return code
+    args = holder["args"]
+    setup_logging(args.verbose, args.quiet)
     return run_command(args.func, args)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .audio.io import atomic_output, read_audio, write_wav
+from .audio.io import read_audio, write_wav
+from .fileio import atomic_output
 from .audio.mel import mel_spectrogram
 from .models.default_models import load_default
 from .pipeline import generate, vocode

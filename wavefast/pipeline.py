@@ -1,124 +1,87 @@
 """High-level calls: ``vocode`` a mel and ``generate`` unconditional audio.
 
-Data flows one way: model + plan + seeds -> sampler -> float32 audio.
+Data flows one way: model + plan + seeds -> backend -> :func:`wavefast.samplers.run_plan` ->
+float32 audio. ``vocode`` is the :class:`~wavefast.vocoder.Vocoder` front door with a torch
+backend, so it gives the same audio as the CLI, a ``Vocoder`` and an exported ONNX graph for the
+same seed. Noise is drawn by position (:class:`~wavefast.samplers.noise.PositionalNoise`).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 
-from .audio.mel import guess_frontend
 from .errors import WavefastError
-from .models.diffwave import DiffWave
-from .learn.artifacts import check_schedule_for_model
-from .learn.ggdm import sample_with_plan
-from .samplers.reverse import PerSampleNoise, check_kappa
-from .schedules import LinearBetaSchedule, SamplingPlan, make_plan
-from .schedules.plans import shipped_learned_plans
-
-ScheduleArg = Union[str, SamplingPlan]
+from .runtime.backends import TorchBackend
+from .samplers.noise import PositionalNoise, SeedArg, item_seeds
+from .schedules.plans import SamplingPlan
+from .schedules.resolve import PlanArg, plan_keyword, resolve_plan
 
 
-def plan_for(model: DiffWave, schedule: ScheduleArg = "var-quadratic", steps: Optional[int] = None,
-             method: str = "lgamma", clip_range: bool = False, force_schedule: bool = False) -> SamplingPlan:
-    """Resolve a schedule name / JSON path / plan for this model's diffusion.
-
-    A learned schedule (``wavefast learn-sampler``) made for other weights is refused
-    unless ``force_schedule``.
-    """
-    if isinstance(schedule, str):  # a shipped learned sampler by name -> its file (checked like any file)
-        schedule = str(shipped_learned_plans().get(schedule, schedule))
-    check_schedule_for_model(schedule, model, force_schedule)
-    if isinstance(schedule, SamplingPlan):
-        return schedule
-    return make_plan(LinearBetaSchedule.from_spec(model.spec.diffusion), schedule, steps, method, clip_range)
-
-
-def _seeds(seed: Union[int, Sequence[int], None], n: int) -> list:
-    if seed is None:
-        seed = int(torch.randint(0, 2 ** 31 - 1, ()).item())
-    if isinstance(seed, int):
-        return [seed + i for i in range(n)]
-    seeds = [int(s) for s in seed]
-    if len(seeds) != n:
-        raise WavefastError(f"got {len(seeds)} seeds for {n} items; pass one seed per item or a single int")
-    return seeds
-
-
-def check_mel(spec, mel: torch.Tensor, name: str = "mel") -> torch.Tensor:
-    """Validate a mel (n_mels, frames) or (B, n_mels, frames) against a ModelSpec; returns (B, n_mels, frames)."""
-    if not spec.conditional:
-        raise WavefastError("this model is unconditional (no mel input); use generate()")
-    mel = torch.as_tensor(mel).float()
-    if mel.dim() == 2:
-        mel = mel[None]
-    if mel.dim() != 3:
-        raise WavefastError(f"{name} must be (n_mels, frames) or (B, n_mels, frames), got shape {tuple(mel.shape)}")
-    if mel.shape[1] != spec.n_mels:
-        raise WavefastError(f"{name} has {mel.shape[1]} mel bins but the checkpoint expects {spec.n_mels}")
-    if mel.shape[2] == 0:
-        raise WavefastError(f"{name} is empty (0 frames)")
-    if not torch.isfinite(mel).all():
-        raise WavefastError(f"{name} contains NaN or Inf")
-    looks_like = guess_frontend(mel)
-    if looks_like != spec.mel_frontend:
-        raise WavefastError(
-            f"{name} looks like a '{looks_like}' mel (values in [{float(mel.min()):.3g}, {float(mel.max()):.3g}]) "
-            f"but the checkpoint expects the '{spec.mel_frontend}' front end; recompute it from audio with that "
-            "front end (a mismatched mel gives static)")
-    return mel
+def plan_for(model, plan: PlanArg = "var-quadratic", steps: Optional[int] = None, method: str = "lgamma",
+             clip_range: bool = False, force_schedule: bool = False, *, schedule=None) -> SamplingPlan:
+    """:func:`wavefast.schedules.resolve_plan` under its first name (``schedule=`` is accepted, deprecated)."""
+    return resolve_plan(model, plan_keyword(plan if schedule is None else None, schedule, "plan_for"), steps,
+                        method, clip_range, force_schedule)
 
 
 @torch.no_grad()
-def vocode(model: DiffWave, mel, steps: Optional[int] = 6, schedule: ScheduleArg = "var-quadratic",
-           kappa: float = 1.0, seed: Union[int, Sequence[int], None] = 0, method: str = "lgamma",
-           clip_range: bool = False, clamp: Optional[float] = None, progress: bool = False,
-           force_schedule: bool = False) -> torch.Tensor:
+def vocode(model, mel, steps: Optional[int] = None, plan: PlanArg = None, kappa: Optional[float] = None,
+           seed: SeedArg = 0, method: str = "lgamma", clip_range: bool = False, clamp: Optional[float] = None,
+           progress: bool = False, force_schedule: bool = False, *, schedule=None,
+           chunk_seconds: float = 4.0) -> torch.Tensor:
     """Mel (n_mels, frames) or (B, n_mels, frames) -> float32 audio (L,) or (B, L), L = frames * hop.
 
-    Item i uses seed ``seed + i`` (or ``seed[i]``), so its audio does not depend on the batch.
+    ``plan``: a rule name (with ``steps``, default 6), ``ddpm``, a preset, a learned plan name,
+    a plan ``.json`` or a :class:`SamplingPlan` (default var-quadratic). ``kappa``: 1 = DDPM-rev
+    (default), 0 = DDIM-rev; a learned plan brings its own. Item i uses seed ``seed + i`` (or
+    ``seed[i]``): its audio does not depend on the batch. ``clamp`` clips x after each step.
     """
-    squeeze = torch.as_tensor(mel).dim() == 2
-    mel = check_mel(model.spec, mel)
-    kappa = check_kappa(kappa)
-    plan = plan_for(model, schedule, steps, method, clip_range, force_schedule)
-    device = next(model.parameters()).device
-    mel = mel.to(device)
-    batch, length = mel.shape[0], mel.shape[2] * model.spec.hop_length
-    noise = PerSampleNoise(_seeds(seed, batch), device=device)
-    x_T = noise.randn((1, length))
-    cond_terms = model.prepare(mel, length)
-    audio = sample_with_plan(lambda x, t: model.denoise(x, t, cond_terms), x_T, plan, kappa=kappa, noise=noise,
-                             clamp=clamp, progress=progress)[:, 0]
+    from .vocoder import Vocoder, _as_tensor
+
+    plan = plan_keyword(plan, schedule, "vocode")
+    if not model.spec.conditional:
+        raise WavefastError("this model is unconditional (no mel input); use generate()")
+    mels = _as_tensor(mel, "mel")
+    squeeze = mels.dim() == 2
+    mels = mels[None] if squeeze else mels
+    resolved = resolve_plan(model, plan, steps, method, clip_range, force_schedule)
+    voc = Vocoder(TorchBackend(model, resolved, kappa, clamp), chunk_seconds=chunk_seconds)
+    audio, _ = voc(mels, seeds=item_seeds(seed, mels.shape[0]))
     return audio[0] if squeeze else audio
 
 
 @torch.no_grad()
-def generate(model: DiffWave, n: int, steps: Optional[int] = 6, schedule: ScheduleArg = "var-quadratic",
-             kappa: float = 1.0, seed: Union[int, Sequence[int], None] = 0, batch_size: int = 16,
-             method: str = "lgamma", clip_range: bool = False, clamp: Optional[float] = None,
-             progress: bool = False, force_schedule: bool = False) -> torch.Tensor:
+def generate(model, n: int, steps: Optional[int] = None, plan: PlanArg = None, kappa: Optional[float] = None,
+             seed: SeedArg = 0, batch_size: int = 16, method: str = "lgamma", clip_range: bool = False,
+             clamp: Optional[float] = None, progress: bool = False, force_schedule: bool = False, *,
+             schedule=None) -> torch.Tensor:
     """Unconditional samples: (n, segment_length) float32; sample i uses seed ``seed + i``."""
+    plan = plan_keyword(plan, schedule, "generate")
     if model.spec.conditional:
         raise WavefastError("this model is mel-conditioned; use vocode() with a mel")
-    if isinstance(n, bool) or int(n) != n or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise WavefastError(f"number of samples must be a positive whole number, got {n!r}")
-    if batch_size < 1:
-        raise WavefastError(f"batch size must be >= 1, got {batch_size}")
-    kappa = check_kappa(kappa)
-    plan = plan_for(model, schedule, steps, method, clip_range, force_schedule)
-    seeds = _seeds(seed, int(n))
-    device = next(model.parameters()).device
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise WavefastError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+    backend = TorchBackend(model, resolve_plan(model, plan, steps, method, clip_range, force_schedule), kappa, clamp)
+    return generate_with(backend, n, seed, batch_size, progress)
+
+
+def generate_with(backend, n: int, seed: SeedArg = 0, batch_size: int = 16, progress: bool = False) -> torch.Tensor:
+    """Unconditional samples from any backend (torch or an exported ONNX graph): (n, segment_length)."""
+    if backend.spec.conditional:
+        raise WavefastError("this backend is a vocoder; use a Vocoder with mels")
+    seeds = item_seeds(seed, n)
+    length = backend.spec.segment_length
     outputs = []
     for start in range(0, len(seeds), batch_size):
-        noise = PerSampleNoise(seeds[start:start + batch_size], device=device)
-        x_T = noise.randn((1, model.spec.segment_length))
-        x0 = sample_with_plan(lambda x, t: model.denoise(x, t, None), x_T, plan, kappa=kappa, noise=noise,
-                              clamp=clamp, progress=progress)
-        outputs.append(x0[:, 0].cpu())
+        noise = PositionalNoise(seeds[start:start + batch_size])
+        x_T = noise.randn((length,))
+        draws = torch.stack([noise.randn((length,)) for _ in range(backend.draws)]) if backend.draws else None
+        outputs.append(backend.run(None, x_T, draws))
         if progress:
             print(f"wavefast: generated {min(start + batch_size, len(seeds))}/{len(seeds)}", file=sys.stderr)
     return torch.cat(outputs)

@@ -1,222 +1,338 @@
-"""The vocoder stage for TTS pipelines: batched, long-form (chunked) and streaming.
+"""The one vocoder front door: batched, long-form (chunked) and streaming, over any backend.
 
-``Vocoder`` fixes a model, a plan and kappa, and draws its noise *by position*:
-the Gaussian noise of item seed ``s`` at draw ``k`` (0 = x_T, then one per
-stochastic step) and absolute sample ``n`` comes from block ``n // 4096``
-seeded with ``(s, k, block)``. So a sample's audio depends only on its own mel,
-length and seed; a chunk computes exactly the noise the whole utterance would
-see there; and a stream reproduces the offline output.
+``Vocoder`` holds a :class:`~wavefast.runtime.backends.SamplingBackend` (PyTorch or ONNX
+Runtime: same model, plan and kappa) and draws all noise itself, *by position*
+(:class:`~wavefast.samplers.noise.PositionalNoise`): draw ``k`` (0 = x_T, then one per
+stochastic step) of the item seeded ``s`` at absolute sample ``n`` is the same wherever it is
+computed. So an item's audio depends only on its own mel, length and seed; ``wavefast vocode``,
+``wavefast.vocode``, a ``Vocoder`` on either backend, a batch, a chunked long utterance and a
+stream give the same audio for the same seed (up to float rounding: about 1 LSB of 16-bit
+audio between different batch sizes or thread counts, since the float summation order
+differs).
 
-Chunking. One network call sees ``R = receptive_field`` samples (``1 + 2 sum
-dilations``); S calls see ``S (R - 1) + 1``. A chunk computed with ``C >= S (R-1)/2``
-samples of context on each side (plus two mel frames for the upsampler), and
-trimmed, equals the unchunked output up to float rounding (tests: 1e-4 abs).
-Memory is bounded by ``chunk + 2 C`` samples. Streaming latency: a chunk is
-emitted once ``C`` samples of right context have arrived, i.e. ``chunk + C``
-samples (plus the model's compute) after its first mel frame.
+Chunking. One network call sees ``R`` samples (its receptive field); S calls see ``S (R - 1) + 1``.
+A window computed with ``C`` frames of context on each side, ``C = ceil(S (R - 1) / 2 / hop) +
+F + 2`` (``F``: the frames a frame-rate sub-network reads, e.g. the F0 and harmonic networks of
+a source-filter model), and trimmed, equals the unchunked output up to float rounding. F0 and the
+harmonic phase of a source-filter model are computed once over the whole utterance (or, when
+streaming, as frames arrive) and sliced into each window. Memory is bounded by ``chunk + 2 C``.
+Streaming latency: a chunk is emitted once ``C`` frames of right context have arrived.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from .audio.mel import check_mel, mel_spectrogram
+from .audio.pitch import phase_at_frame
 from .errors import WavefastError
-from .models.diffwave import DiffWave
-from .learn.ggdm import sample_with_plan
-from .samplers.reverse import check_kappa, plan_coefficients
-from .schedules.plans import SamplingPlan
+from .runtime.backends import SamplingBackend, TorchBackend, Tracks
+from .samplers.noise import PositionalNoise, item_seeds
 
-NOISE_BLOCK = 4096
+DEFAULT_CHUNK_SECONDS = 4.0
 
 
-def _block_noise(seed: int, draw: int, block: int) -> torch.Tensor:
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, draw, block]).generate_state(2)
-    g = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-    return torch.randn(NOISE_BLOCK, generator=g)
-
-
-def positional_noise(seed: int, draw: int, start: int, length: int) -> torch.Tensor:
-    """Noise of ``seed`` at draw ``draw`` for absolute samples [start, start+length): (length,)."""
-    first, last = start // NOISE_BLOCK, (start + length - 1) // NOISE_BLOCK
-    blocks = torch.cat([_block_noise(seed, draw, b) for b in range(first, last + 1)])
-    offset = start - first * NOISE_BLOCK
-    return blocks[offset: offset + length]
-
-
-class PositionalNoise:
-    """Noise source for :func:`wavefast.samplers.sample` over a window [start, start+length)."""
-
-    def __init__(self, seeds: Sequence[int], start: int, length: int, device=None):
-        self.seeds, self.start, self.length, self.device = list(seeds), start, length, device
-        self.draw = 0
-
-    def randn(self, item_shape) -> torch.Tensor:
-        if tuple(item_shape) != (1, self.length):
-            raise ValueError(f"positional noise is for (1, {self.length}) items, got {tuple(item_shape)}")
-        rows = [positional_noise(s, self.draw, self.start, self.length)[None] for s in self.seeds]
-        self.draw += 1
-        return torch.stack(rows).to(self.device)
+def _as_tensor(x, what: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        if np.iscomplexobj(x):
+            raise WavefastError(f"{what} is complex; a mel is real-valued")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not torch.is_tensor(x):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise WavefastError(f"{what} must be a tensor or array of numbers, got {type(x).__name__}") from None
+    if x.is_complex():
+        raise WavefastError(f"{what} is complex; a mel is real-valued")
+    return x.detach().float().cpu()
 
 
 class Vocoder:
-    """Mel -> waveform for a TTS pipeline. See the module docstring for the noise and chunk contracts."""
+    """Mel -> waveform for a TTS pipeline. See the module docstring for the noise and chunk contracts.
 
-    def __init__(self, model: Optional[DiffWave] = None, plan: Optional[SamplingPlan] = None, kappa: float = 1.0,
-                 onnx_sampler=None, chunk_seconds: float = 4.0, device=None):
-        if (model is None) == (onnx_sampler is None):
-            raise WavefastError("a Vocoder needs exactly one backend: a torch model or an ONNX sampler")
-        self.model, self.onnx = model, onnx_sampler
-        if onnx_sampler is not None:
-            self.spec = onnx_sampler.spec
-            self.plan = SamplingPlan(tuple(onnx_sampler.plan["steps"]), tuple(onnx_sampler.plan["alpha_bar"]),
-                                     onnx_sampler.plan["name"])
-            self.kappa = onnx_sampler.kappa
-        else:
-            self.spec, self.plan, self.kappa = model.spec, plan, check_kappa(kappa)
+    ``Vocoder(backend)`` or ``Vocoder(model, plan, kappa)`` (a torch backend for a loaded model);
+    usually :meth:`from_pretrained`.
+    """
+
+    def __init__(self, backend=None, plan=None, kappa: Optional[float] = None, *,
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+        if backend is None:
+            raise WavefastError("a Vocoder needs exactly one backend: a SamplingBackend, or a torch model (with its "
+                                "plan); see Vocoder.from_pretrained")
+        if not isinstance(backend, SamplingBackend):
+            from .schedules.resolve import resolve_plan
+
+            backend = TorchBackend(backend, resolve_plan(backend, plan), kappa)
+        elif plan is not None or kappa is not None:
+            raise WavefastError("a backend already fixes its plan and kappa; pass only the backend")
+        self.backend = backend
+        self.spec = backend.spec
         if not self.spec.conditional:
-            raise WavefastError("Vocoder needs a mel-conditioned model")
-        self.device = device
+            raise WavefastError("Vocoder needs a mel-conditioned model; use wavefast.generate for unconditional ones")
+        if isinstance(chunk_seconds, bool) or not isinstance(chunk_seconds, (int, float)) or not (
+                math.isfinite(chunk_seconds) and chunk_seconds > 0):
+            raise WavefastError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
         self.hop = self.spec.hop_length
-        self.n_draws = 1 + sum(1 for *_, sigma in plan_coefficients(self.plan, self.kappa) if sigma > 0)
-        chain_field = len(self.plan) * (self.spec.arch.receptive_field() - 1) // 2
-        self.context_frames = math.ceil(chain_field / self.hop) + 2
+        self.context_frames = backend.context_frames()
         self.chunk_frames = max(1, int(round(chunk_seconds * self.spec.sample_rate / self.hop)))
+
+    # --- conventions (torchaudio bundles, SpeechBrain, Vocos) ------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.hop
+
+    @property
+    def n_mels(self) -> int:
+        return self.spec.n_mels
+
+    @property
+    def plan(self):
+        return self.backend.plan
+
+    @property
+    def kappa(self) -> float:
+        return self.backend.kappa
+
+    def mel(self, audio, sample_rate: Optional[int] = None) -> torch.Tensor:
+        """The model's own front end: audio (L,) or (B, L) at ``sample_rate`` (default the model's) -> mel."""
+        audio = _as_tensor(audio, "audio")
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+            from .audio.io import resample
+
+            audio = torch.from_numpy(resample(audio.numpy(), int(sample_rate), self.sample_rate))
+        return mel_spectrogram(audio, self.spec.mel_frontend, self.sample_rate, self.n_mels, self.hop)
+
+    def to(self, device) -> "Vocoder":
+        """Move a torch backend's model to ``device`` (cpu, cuda, cuda:N)."""
+        if not isinstance(self.backend, TorchBackend):
+            raise WavefastError(f"the {self.backend.name} backend picks its device itself (providers); "
+                                "to() works for the torch backend")
+        model = self.backend.model.to(device)
+        self.backend = TorchBackend(model, self.backend.plan, self.backend.kappa, self.backend.clamp)
+        return self
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path=None, *, steps: Optional[int] = 6, schedule="var-quadratic", kappa: float = 1.0,
-                        backend: str = "torch", onnx_path=None, device=None, chunk_seconds: float = 4.0,
-                        threads: Optional[int] = None) -> "Vocoder":
-        """Load ``path`` (None = the shipped default vocoder) with the torch backend, or an exported
-        full graph with ``backend="onnx", onnx_path=...`` (its plan and kappa are baked in)."""
-        if backend == "onnx":
-            from .runtime.ort_backend import OnnxSampler
+    def from_pretrained(cls, path=None, *, steps: Optional[int] = None, plan=None, kappa: Optional[float] = None,
+                        backend: Optional[str] = None, device=None, dtype=None,
+                        chunk_seconds: float = DEFAULT_CHUNK_SECONDS, threads: Optional[int] = None,
+                        schedule=None, onnx_path=None, force_plan: bool = False) -> "Vocoder":
+        """The shipped default vocoder (``path=None``), a checkpoint, or an exported ``.onnx`` graph.
 
-            if onnx_path is None:
-                raise WavefastError("backend='onnx' needs onnx_path (a graph from 'wavefast export onnx')")
-            return cls(onnx_sampler=OnnxSampler(onnx_path, threads=threads), chunk_seconds=chunk_seconds)
-        if backend != "torch":
+        A ``.onnx`` path (or ``backend="onnx"``) runs in ONNX Runtime; its plan and kappa are
+        baked in, so ``steps``/``plan``/``kappa``/``dtype`` are refused there rather than ignored.
+        ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``.
+        """
+        from .schedules.resolve import plan_keyword
+
+        plan = plan_keyword(plan, schedule, "Vocoder.from_pretrained")
+        if onnx_path is not None:
+            if path is not None:
+                raise WavefastError("give the .onnx file once (path or onnx_path)")
+            path, backend = onnx_path, backend or "onnx"
+        is_onnx = backend == "onnx" or (backend is None and path is not None and str(path).lower().endswith(".onnx"))
+        if backend not in (None, "torch", "onnx"):
             raise WavefastError(f"unknown backend {backend!r}; allowed: 'torch', 'onnx'")
-        from .models.checkpoints import load_model
-        from .models.default_models import load_default
-        from .pipeline import plan_for
+        if is_onnx:
+            from .runtime.ort_backend import OnnxBackend
 
-        model = load_default("vocoder", device=device) if path is None else load_model(path, device=device)
-        return cls(model, plan_for(model, schedule, steps), kappa, chunk_seconds=chunk_seconds, device=device)
+            if path is None:
+                raise WavefastError("the onnx backend needs the .onnx file of 'wavefast export onnx'")
+            given = {k: v for k, v in (("steps", steps), ("plan", plan), ("kappa", kappa), ("dtype", dtype))
+                     if v is not None}
+            if given:
+                raise WavefastError(f"an exported graph fixes its plan, kappa and precision; "
+                                    f"{', '.join(given)} cannot change it (re-export instead)")
+            if device not in (None, "auto", "cpu", "cuda"):
+                raise WavefastError(f"the onnx backend picks CUDA or CPU itself; device={device!r} is not supported")
+            return cls(OnnxBackend(path, providers=["CPUExecutionProvider"] if device == "cpu" else None,
+                                   threads=threads), chunk_seconds=chunk_seconds)
+        from .devices import resolve_device, resolve_dtype
+        from .models import load_default, load_model
+        from .schedules.resolve import resolve_plan
+
+        if threads is not None:
+            raise WavefastError("threads= applies to the onnx backend; for torch use torch.set_num_threads")
+        dev = resolve_device(device)
+        model = load_default("vocoder", device=dev) if path is None else load_model(path, device=dev)
+        model = model.to(dtype=resolve_dtype(dtype, dev))
+        resolved = resolve_plan(model, plan, steps if steps is not None or plan not in (None,) else 6,
+                                force=force_plan)
+        return cls(TorchBackend(model, resolved, kappa), chunk_seconds=chunk_seconds)
 
     # --- one window -----------------------------------------------------------------------
-    def _run_window(self, mels: torch.Tensor, seeds: Sequence[int], start_sample: int) -> torch.Tensor:
-        """Sample all items of ``mels`` (B, n_mels, F) as the window starting at ``start_sample``. (B, F*hop)."""
-        length = mels.shape[-1] * self.hop
-        noise = PositionalNoise(seeds, start_sample, length, device=self.device)
-        if self.onnx is not None:
-            feeds = {"mel": mels.cpu().numpy(), "x_T": noise.randn((1, length))[:, 0].cpu().numpy()}
-            if self.n_draws > 1:
-                feeds["noise"] = np.stack([noise.randn((1, length))[:, 0].cpu().numpy() for _ in range(self.n_draws - 1)])
-            return torch.from_numpy(self.onnx._run(feeds))
-        with torch.no_grad():
-            mels = mels.to(self.device)
-            cond = self.model.prepare(mels, length)
-            x_T = noise.randn((1, length))
-            out = sample_with_plan(lambda x, t: self.model.denoise(x, t, cond), x_T, self.plan, kappa=self.kappa,
-                                   noise=noise)
-        return out[:, 0].cpu()
+    def _window(self, mels: torch.Tensor, frames: int, seeds: Sequence[int], start_frame: int,
+                tracks: Tracks) -> torch.Tensor:
+        """Audio of frames [start, start + frames) of each item: (B, frames * hop).
+
+        ``mels`` (B, n_mels, frames or frames + 1): the window's mel and, when the utterance has
+        it, the next frame; ``tracks`` sliced the same way, with ``phase0``.
+        """
+        length = frames * self.hop
+        noise = PositionalNoise(seeds, start_frame * self.hop)
+        x_T = noise.randn((length,))
+        draws = torch.stack([noise.randn((length,)) for _ in range(self.backend.draws)]) \
+            if self.backend.draws else None
+        return self.backend.run(mels, x_T, draws, tracks)
+
+    @staticmethod
+    def _slice_tracks(tracks: Tracks, lo: int, hi: int, spec) -> Tracks:
+        if not tracks:
+            return None
+        out = {k: v[:, lo:hi] for k, v in tracks.items() if k != "phase0"}
+        out["phase0"] = phase_at_frame(tracks["f0"], lo, spec.hop_length, spec.sample_rate, tracks.get("phase0"))
+        return out
 
     # --- long form -----------------------------------------------------------------------
-    def _chunks(self, frames: int) -> List[Tuple[int, int]]:
-        return [(a, min(a + self.chunk_frames, frames)) for a in range(0, frames, self.chunk_frames)]
-
-    def _vocode_region(self, mel: torch.Tensor, seed: int, a: int, b: int, frames: int) -> torch.Tensor:
-        """Exact audio for frames [a, b) of an utterance of ``frames`` frames (mel holds all of it). (1, (b-a)*hop)."""
-        lo, hi = max(0, a - self.context_frames), min(frames, b + self.context_frames)
-        window = self._run_window(mel[None, :, lo:hi], [seed], lo * self.hop)
+    def _region(self, mel: torch.Tensor, tracks: Tracks, seed: int, a: int, b: int, total: int) -> torch.Tensor:
+        """Exact audio (1, (b - a) hop) for frames [a, b) of an utterance of ``total`` frames (all in ``mel``)."""
+        lo, hi = max(0, a - self.context_frames), min(total, b + self.context_frames)
+        upto = min(total, hi + 1)  # the frame after the window, when it exists
+        window = self._window(mel[None, :, lo:upto], hi - lo, [seed], lo,
+                              self._slice_tracks(tracks, lo, upto, self.spec))
         return window[:, (a - lo) * self.hop:(b - lo) * self.hop]
 
-    def vocode_long(self, mel: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """One utterance (n_mels, frames) in chunks of ``chunk_seconds`` with exact context. (frames*hop,)."""
-        mel = self._check(mel)[0]
+    def _whole(self, mel: torch.Tensor, seed: int) -> torch.Tensor:
+        """One checked utterance (n_mels, F) -> (F hop,), chunked when long."""
         frames = mel.shape[-1]
+        tracks = self.backend.analyse(mel[None])
         if frames <= self.chunk_frames + 2 * self.context_frames:
-            return self._run_window(mel[None], [seed], 0)[0]
-        return torch.cat([self._vocode_region(mel, seed, a, b, frames)[0] for a, b in self._chunks(frames)])
+            return self._window(mel[None], frames, [seed], 0, self._slice_tracks(tracks, 0, frames, self.spec))[0]
+        pieces = [self._region(mel, tracks, seed, a, min(a + self.chunk_frames, frames), frames)[0]
+                  for a in range(0, frames, self.chunk_frames)]
+        return torch.cat(pieces)
+
+    def vocode_long(self, mel, seed: int = 0) -> torch.Tensor:
+        """One utterance (n_mels, frames) in chunks of ``chunk_seconds`` with exact context. (frames*hop,)."""
+        mel = self._check(mel, "mel")
+        if mel.shape[0] != 1:
+            raise WavefastError(f"vocode_long takes one utterance (n_mels, frames), got a batch of {mel.shape[0]}; "
+                                "call the vocoder itself for batches")
+        return self._whole(mel[0], item_seeds(seed, 1)[0])
 
     # --- batches ---------------------------------------------------------------------------
-    def _check(self, mels) -> torch.Tensor:
-        from .pipeline import check_mel
-
-        return check_mel(self.spec, mels)
+    def _check(self, mels, what: str) -> torch.Tensor:
+        return check_mel(_as_tensor(mels, what), self.spec.n_mels, self.spec.mel_frontend, what)
 
     def __call__(self, mels, lengths: Optional[Sequence[int]] = None,
-                 seeds: Optional[Sequence[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """mels (B, n_mels, frames) padded; lengths in frames (default: all frames); seeds one per item.
+                 seeds=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """mels (B, n_mels, frames) padded (numpy or torch); lengths in frames (default all); one seed per item.
 
-        Returns ``(audio (B, max_samples), sample_lengths (B,))``; audio past an item's
-        length is zero. Items of equal length are batched; an item's audio depends only
-        on its own mel, length and seed.
+        Returns ``(audio (B, max_samples), sample_lengths (B,))`` as torch tensors; audio past an
+        item's length is zero. An item's audio depends only on its own mel, length and seed.
         """
-        mels = torch.as_tensor(mels).float()
+        mels = _as_tensor(mels, "mels")
         if mels.dim() == 2:
             mels = mels[None]
+        if mels.dim() != 3:
+            raise WavefastError(f"mels must be (B, {self.n_mels}, frames), got shape {tuple(mels.shape)}")
         batch, frames = mels.shape[0], mels.shape[-1]
-        lengths = [frames] * batch if lengths is None else [int(n) for n in lengths]
-        seeds = list(range(batch)) if seeds is None else [int(s) for s in seeds]
-        if len(lengths) != batch or len(seeds) != batch:
+        if lengths is None:
+            lengths = [frames] * batch
+        else:
+            lengths = list(torch.as_tensor(lengths).reshape(-1).tolist()) if not isinstance(lengths, list) else lengths
+            if any(isinstance(n, bool) or not float(n).is_integer() for n in lengths):
+                raise WavefastError(f"lengths must be whole numbers of frames, got {lengths}")
+            lengths = [int(n) for n in lengths]
+        if len(lengths) != batch or (seeds is not None and not isinstance(seeds, int) and len(seeds) != batch):
             raise WavefastError(f"need one length and one seed per item: {batch} items, {len(lengths)} lengths, "
-                                f"{len(seeds)} seeds")
+                                f"{'1 seed' if isinstance(seeds, int) else len(seeds) if seeds is not None else batch} "
+                                "seeds")
+        seeds = item_seeds(0 if seeds is None else seeds, batch)
         if any(n < 1 or n > frames for n in lengths):
             raise WavefastError(f"lengths must lie in [1, {frames}] frames, got {lengths}")
-        checked = [self._check(mels[i, :, :lengths[i]])[0] for i in range(batch)]
+        checked = [self._check(mels[i, :, :lengths[i]], f"mel of item {i}")[0] for i in range(batch)]
         audio = torch.zeros(batch, frames * self.hop)
-        by_length = {}
+        by_length: Dict[int, List[int]] = {}
         for i, n in enumerate(lengths):
             by_length.setdefault(n, []).append(i)
         for n, items in by_length.items():
             if n > self.chunk_frames + 2 * self.context_frames:
                 for i in items:
-                    audio[i, :n * self.hop] = self.vocode_long(checked[i], seeds[i])
+                    audio[i, :n * self.hop] = self._whole(checked[i], seeds[i])
             else:
                 stack = torch.stack([checked[i] for i in items])
-                audio[items, :n * self.hop] = self._run_window(stack, [seeds[i] for i in items], 0)
+                tracks = self.backend.analyse(stack)
+                audio[items, :n * self.hop] = self._window(stack, n, [seeds[i] for i in items], 0,
+                                                           self._slice_tracks(tracks, 0, n, self.spec))
         return audio, torch.tensor([n * self.hop for n in lengths])
 
     # --- streaming ---------------------------------------------------------------------------
-    def stream(self, mel_frames: Iterable[torch.Tensor], seed: int = 0) -> Iterator[torch.Tensor]:
+    def stream(self, mel_frames: Iterable, seed: int = 0) -> Iterator[torch.Tensor]:
         """Yield audio chunks as mel frames arrive; concatenated they equal ``vocode_long``.
 
-        ``mel_frames`` yields tensors (n_mels, k) with any k >= 1. A chunk of
-        ``chunk_frames`` frames is emitted once ``context_frames`` more frames have
-        arrived; the rest when the iterator ends.
+        ``mel_frames`` yields tensors (n_mels, k) with any k >= 1. A chunk of ``chunk_frames``
+        frames is emitted once enough right context has arrived (``context_frames``, plus the
+        pitch network's reach for source-filter models); the rest when the iterator ends. F0 is
+        computed over the buffer, whose left context covers the pitch network's reach, and the
+        harmonic phase is carried across chunks.
         """
-        buffer = torch.zeros(self.spec.n_mels, 0)
-        buffer_start = 0  # absolute frame index of buffer[:, 0]
+        seed = item_seeds(seed, 1)[0]
+        pitch_reach = 2 * (1 + int(self.spec.arch.pitch_layers)) + 1 if self.backend.uses_pitch else 0
+        reach = self.context_frames + pitch_reach
+        state = {"buffer": torch.zeros(self.spec.n_mels, 0), "start": 0,  # buffer[:, 0] is absolute frame start
+                 "phase_frame": 0, "phase": torch.zeros(1, dtype=torch.float64)}
+
+        def tracks_for(lo: int, upto: int) -> Tracks:
+            if not self.backend.uses_pitch:
+                return None
+            buffer, start = state["buffer"], state["start"]
+            tracks = self.backend.analyse(buffer[None])
+            self._advance_phase(state, tracks["f0"], lo)
+            out = {k: v[:, lo - start:upto - start] for k, v in tracks.items()}
+            out["phase0"] = state["phase"]
+            return out
+
+        def region(a: int, b: int, total: Optional[int]) -> torch.Tensor:
+            buffer, start = state["buffer"], state["start"]
+            lo = max(0, a - self.context_frames)
+            hi = b + self.context_frames if total is None else min(total, b + self.context_frames)
+            upto = min(start + buffer.shape[1], hi + 1)
+            mel = buffer[:, lo - start:upto - start]
+            window = self._window(mel[None], hi - lo, [seed], lo, tracks_for(lo, upto))
+            return window[0, (a - lo) * self.hop:(b - lo) * self.hop]
+
         emitted = 0  # absolute frame index of the next frame to emit
         for piece in mel_frames:
-            piece = torch.as_tensor(piece).float()
+            piece = _as_tensor(piece, "streamed mel piece")
             if piece.dim() != 2 or piece.shape[0] != self.spec.n_mels:
                 raise WavefastError(f"streamed mel pieces must be ({self.spec.n_mels}, k), got {tuple(piece.shape)}")
-            buffer = torch.cat([buffer, piece], dim=1)
-            received = buffer_start + buffer.shape[1]
-            while emitted + self.chunk_frames + self.context_frames <= received:
-                yield self._stream_region(buffer, buffer_start, emitted, emitted + self.chunk_frames, None, seed)
+            check_mel(piece, self.spec.n_mels, self.spec.mel_frontend, "streamed mel piece")
+            state["buffer"] = torch.cat([state["buffer"], piece], dim=1)
+            while emitted + self.chunk_frames + reach <= state["start"] + state["buffer"].shape[1]:
+                yield region(emitted, emitted + self.chunk_frames, None)
                 emitted += self.chunk_frames
-                keep_from = max(0, emitted - self.context_frames)
-                buffer, buffer_start = buffer[:, keep_from - buffer_start:], keep_from
-        total = buffer_start + buffer.shape[1]
-        if total == 0:
-            return
+                if self.backend.uses_pitch:  # move the carried phase forward before frames are dropped
+                    tracks_for(max(0, emitted - self.context_frames), max(0, emitted - self.context_frames))
+                keep_from = max(0, emitted - reach)
+                state["buffer"] = state["buffer"][:, keep_from - state["start"]:]
+                state["start"] = keep_from
+        total = state["start"] + state["buffer"].shape[1]
         while emitted < total:
             end = min(emitted + self.chunk_frames, total)
-            yield self._stream_region(buffer, buffer_start, emitted, end, total, seed)
+            yield region(emitted, end, total)
             emitted = end
 
-    def _stream_region(self, buffer, buffer_start, a, b, total, seed) -> torch.Tensor:
-        """Frames [a, b) from a buffer starting at ``buffer_start``; ``total`` known only at the end."""
-        lo = max(0, a - self.context_frames)
-        hi = b + self.context_frames if total is None else min(total, b + self.context_frames)
-        mel = self._check(buffer[:, lo - buffer_start:hi - buffer_start])
-        window = self._run_window(mel, [seed], lo * self.hop)
-        return window[0, (a - lo) * self.hop:(b - lo) * self.hop]
+    def _advance_phase(self, state: dict, f0: torch.Tensor, to_frame: int) -> None:
+        """Carry the harmonic phase from ``state['phase_frame']`` to ``to_frame`` over the buffer's F0."""
+        start, frm = state["start"], state["phase_frame"]
+        if to_frame <= frm:
+            return
+        part = f0[:, frm - start:to_frame - start + 1]
+        state["phase"] = phase_at_frame(part, to_frame - frm, self.hop, self.sample_rate, state["phase"])
+        state["phase_frame"] = to_frame
+
+
+def vocoder_for(model, plan, kappa=None, clamp=None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> Vocoder:
+    """A torch-backend Vocoder for a loaded model and a resolved plan."""
+    return Vocoder(TorchBackend(model, plan, kappa, clamp), chunk_seconds=chunk_seconds)
+

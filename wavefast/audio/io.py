@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import WavefastError
+from ..fileio import atomic_output  # noqa: F401 (re-exported for old callers)
 
 MEL_SUFFIXES = (".npy", ".pt")
 
@@ -94,38 +94,6 @@ def load_mel(path) -> torch.Tensor:
     if not torch.isfinite(mel).all():
         raise WavefastError(f"mel in {path} contains NaN or Inf")
     return mel
-
-
-def atomic_output(path, suffix: str = ""):
-    """Context manager yielding a temporary path next to ``path``; renamed onto it on success."""
-    return _AtomicPath(Path(path), suffix)
-
-
-class _AtomicPath:
-    def __init__(self, path: Path, suffix: str):
-        self.path = path
-        self.suffix = suffix or path.suffix
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.suffix, dir=self.path.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            if self.tmp.exists():  # writers may recreate the file; give it the usual permissions
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
 
 
 def write_wav(path, audio, sample_rate: int) -> Path:

@@ -135,3 +135,39 @@ def guess_frontend(mel) -> str:
     if lo >= 0.0 and hi <= 1.0:
         return "lmnt"
     return "tacotron2"
+
+
+def check_mel(mel, n_mels: int, frontend: str, name: str = "mel") -> torch.Tensor:
+    """Validate a mel (n_mels, frames) or (B, n_mels, frames) for a model; returns (B, n_mels, frames) float32.
+
+    Refuses: wrong rank or bin count, no frames, complex, integer-free garbage, NaN/Inf, and a value
+    range that belongs to the other front end (a mismatched mel gives static).
+    """
+    if isinstance(mel, np.ndarray):
+        if np.iscomplexobj(mel):
+            raise WavefastError(f"{name} is complex; a mel spectrogram is real-valued")
+        mel = torch.from_numpy(np.ascontiguousarray(mel))
+    mel = torch.as_tensor(mel)
+    if mel.is_complex():
+        raise WavefastError(f"{name} is complex; a mel spectrogram is real-valued")
+    if mel.dtype == torch.bool:
+        raise WavefastError(f"{name} holds booleans; a mel spectrogram holds real numbers")
+    mel = mel.detach().float().cpu()
+    if mel.dim() == 2:
+        mel = mel[None]
+    if mel.dim() != 3:
+        raise WavefastError(f"{name} must be (n_mels, frames) or (B, n_mels, frames), got shape {tuple(mel.shape)}")
+    if mel.shape[1] != n_mels:
+        raise WavefastError(f"{name} has {mel.shape[1]} mel bins but the checkpoint expects {n_mels} "
+                            f"(shape {tuple(mel.shape)}; a (frames, n_mels) array needs transposing)")
+    if mel.shape[2] == 0 or mel.shape[0] == 0:
+        raise WavefastError(f"{name} is empty (shape {tuple(mel.shape)})")
+    if not torch.isfinite(mel).all():
+        raise WavefastError(f"{name} contains NaN or Inf")
+    looks_like = guess_frontend(mel)
+    if looks_like != frontend:
+        raise WavefastError(
+            f"{name} looks like a '{looks_like}' mel (values in [{float(mel.min()):.3g}, {float(mel.max()):.3g}]) "
+            f"but the checkpoint expects the '{frontend}' front end; recompute it from audio with that "
+            "front end (a mismatched mel gives static)")
+    return mel

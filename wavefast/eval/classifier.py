@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import WavefastError
+from ..fileio import read_safetensors, read_safetensors_metadata, write_safetensors
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
@@ -192,37 +193,20 @@ class SC09Classifier(nn.Module):
 def save_sc09_classifier(model: SC09Classifier, path, dtype: torch.dtype = torch.float16,
                          extra_metadata: Optional[dict] = None) -> Path:
     """Write ``model`` as safetensors (atomic), config JSON in the metadata."""
-    from safetensors.torch import save_file
-
-    from ..audio.io import atomic_output
-
-    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
-               for k, v in model.state_dict().items()}
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, METADATA_KEY: model.config.to_json()}
     metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-    with atomic_output(path, ".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-        tmp.chmod(0o644)  # the temporary file is created 0600
-    return Path(path)
+    return write_safetensors(path, tensors, metadata)
 
 
 def read_metadata(path) -> dict:
     """The string metadata of a classifier safetensors file."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return dict(handle.metadata() or {})
-    except Exception as exc:
-        raise WavefastError(f"cannot read SC09 classifier {path}: not a valid safetensors file ({exc})") from None
+    return read_safetensors_metadata(path, "SC09 classifier")
 
 
 def load_sc09_classifier(path=None, device="cpu") -> SC09Classifier:
     """Load a classifier written by ``save_sc09_classifier`` (``None``: the shipped one),
     in float32 and eval mode. Raises WavefastError for a missing or malformed file."""
-    from safetensors.torch import load_file
-
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
         hint = " (the shipped weights are missing: retrain with python -m wavefast.eval.train_classifier)" \
@@ -235,8 +219,8 @@ def load_sc09_classifier(path=None, device="cpu") -> SC09Classifier:
     try:
         config = ClassifierConfig.from_json(metadata[METADATA_KEY])
         model = SC09Classifier(config)
-        state = load_file(str(path))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        state, _ = read_safetensors(path, "SC09 classifier", float_only=False)
+        model.load_state_dict(state)
     except WavefastError:
         raise
     except Exception as exc:

@@ -331,7 +331,7 @@ def ndb_score(train_features, features, k: int = 50, alpha: float = 0.05, seed: 
 def save_stats(path, **arrays) -> Path:
     """Write named arrays to an ``.npz`` atomically (e.g. ``mu``, ``sigma`` from
     ``feature_stats``, ``train_class_probs``, ``ndb_centres``...)."""
-    from ..audio.io import atomic_output
+    from ..fileio import atomic_output
 
     path = Path(path)
     if path.suffix != ".npz":

@@ -30,7 +30,7 @@ def to_jsonable(value):
 
 def write_json(path, report: dict) -> Path:
     """Write ``report`` as indented JSON via a temporary file renamed into place."""
-    from ..audio.io import atomic_output
+    from ..fileio import atomic_output
 
     path = Path(path)
     with atomic_output(path, ".json") as tmp:

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..audio.io import atomic_output
+from ..fileio import atomic_output
 from ..errors import WavefastError
 from ..models.diffwave import DiffWave
 from ..pipeline import generate, plan_for, vocode

@@ -211,7 +211,7 @@ def train(args) -> int:
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
         elapsed += time.perf_counter() - started
-        from ..audio.io import atomic_output
+        from ..fileio import atomic_output
 
         with atomic_output(resume_path, ".pt") as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -29,7 +29,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..errors import WavefastError
-from ..models.checkpoints import _is_safetensors, read_safetensors, safe_torch_load
+from ..fileio import is_safetensors, read_safetensors, read_safetensors_metadata, write_safetensors
+from ..models.checkpoints import safe_torch_load
 from ..models.spec import DiffusionSpec
 from .unet import DDPMUNet, ImageModelSpec, UNetConfig
 
@@ -154,27 +155,9 @@ def spec_for_state(state: Dict[str, torch.Tensor], preset: Optional[str] = None,
 def save_image_model(model: DDPMUNet, path, dtype: torch.dtype = torch.float16,
                      extra_metadata: Optional[dict] = None) -> Path:
     """Write ``model`` as wavefast image safetensors (atomically), spec JSON in the metadata."""
-    from safetensors.torch import save_file
-
-    from ..audio.io import atomic_output
-
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": NATIVE_IMAGE_FORMAT, SPEC_KEY: model.spec.to_json()}
     metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-    with atomic_output(path, ".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-        Path(tmp).chmod(0o644)  # the temporary file is created 0600
-    return Path(path)
-
-
-def read_safetensors_metadata(path) -> dict:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as exc:
-        raise WavefastError(f"cannot read safetensors file {path}: {exc}") from None
+    return write_safetensors(path, {k: v.detach().to("cpu", dtype) for k, v in model.state_dict().items()}, metadata)
 
 
 def _load_native(path: Path) -> Tuple[Dict[str, torch.Tensor], ImageModelSpec]:
@@ -193,7 +176,7 @@ def is_image_checkpoint(path, preset: Optional[str] = None) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    if _is_safetensors(path):
+    if is_safetensors(path):
         return SPEC_KEY in read_safetensors_metadata(path)
     try:
         extract_state_dict(safe_torch_load(path))
@@ -208,7 +191,7 @@ def read_image_checkpoint(path, preset: Optional[str] = None,
     path = Path(path)
     if not path.is_file():
         raise WavefastError(f"checkpoint not found: {path}")
-    if _is_safetensors(path):
+    if is_safetensors(path):
         if preset is not None:
             raise WavefastError("a wavefast .safetensors file carries its own spec; drop the preset")
         return _load_native(path)

@@ -18,8 +18,9 @@ from pathlib import Path
 from ..errors import WavefastError
 from .generate import DEFAULT_IMAGE_STEPS
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
-SHIPPED_IMAGE_MODEL = WEIGHTS_DIR / "image_fmnist_tiny.safetensors"
+from ..models.default_models import default_path
+
+SHIPPED_IMAGE_MODEL = default_path("image")
 
 
 def cmd_generate_images(args) -> int:
@@ -32,7 +33,9 @@ def cmd_generate_images(args) -> int:
     preset = args.preset if args.preset in IMAGE_PRESETS else None
     if args.preset is not None and preset is None:
         raise WavefastError(f"unknown image preset {args.preset!r}; allowed: {', '.join(IMAGE_PRESETS)}")
-    model = load_image_model(args.checkpoint, preset, device=args.device)
+    from ..devices import resolve_device
+
+    model = load_image_model(args.checkpoint, preset, device=resolve_device(args.device))
     generate_image_folder(model, args.output, args.n, steps=args.steps, schedule=args.schedule, kappa=args.kappa,
                           seed=args.seed, batch_size=args.batch_size, method=args.method,
                           clip_range=args.clip_range)
@@ -54,7 +57,7 @@ def cmd_eval_images(args) -> int:
     if result.get("note"):
         print(f"note: {result['note']}", file=sys.stderr)
     if args.json:
-        from ..train.state import atomic_write_text
+        from ..fileio import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0

@@ -89,22 +89,16 @@ class ImageClassifier(nn.Module):
 
 
 def save_classifier(model: ImageClassifier, path, dtype=torch.float16, extra_metadata: Optional[dict] = None) -> Path:
-    from safetensors.torch import save_file
+    from ..fileio import write_safetensors
 
-    from ..audio.io import atomic_output
-
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": CLASSIFIER_FORMAT, CLASSIFIER_KEY: model.config.to_json()}
     metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-    with atomic_output(path, ".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-        Path(tmp).chmod(0o644)
-    return Path(path)
+    return write_safetensors(path, {k: v.detach().to("cpu", dtype) for k, v in model.state_dict().items()}, metadata)
 
 
 def load_classifier(path=None, device="cpu") -> ImageClassifier:
     """The classifier in ``path`` (default: the shipped Fashion-MNIST one), float32, eval mode."""
-    from ..models.checkpoints import read_safetensors
+    from ..fileio import read_safetensors
 
     path = Path(path) if path is not None else DEFAULT_CLASSIFIER
     if not path.is_file():
@@ -696,7 +690,7 @@ def main(argv=None) -> int:
                   workers=args.workers, log=lambda m: print(m, file=sys.stderr, flush=True))
         return 0
     if args.summarize:
-        from ..train.state import atomic_write_text
+        from ..fileio import atomic_write_text
 
         real, _ = load_images(args.dataset, "train")
         test, _ = load_images(args.dataset, "test")

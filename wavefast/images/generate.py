@@ -1,10 +1,10 @@
 """Sampling an image model into PNG files and a grid, through the shared sampler.
 
 Nothing here knows a schedule or a reverse step: plans come from
-:func:`wavefast.pipeline.plan_for` (FastDPM STEP/VAR, ``ddpm``, presets, plan
-files) and the chain is :func:`wavefast.samplers.sample`, the same function the
-audio models use. Image ``i`` uses seed ``seed + i`` (noise drawn per item with
-:class:`~wavefast.samplers.PerSampleNoise`), so it does not depend on the batch.
+:func:`wavefast.schedules.resolve_plan` (FastDPM STEP/VAR, ``ddpm``, presets, learned plans,
+plan files) and the chain is :func:`wavefast.samplers.run_plan`, the same function the audio
+models use. Image ``i`` uses seed ``seed + i`` (noise drawn by position with
+:class:`~wavefast.samplers.PositionalNoise`), so it does not depend on the batch.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from ..errors import WavefastError
-from ..pipeline import _seeds, plan_for
-from ..samplers import PerSampleNoise, check_kappa, sample
-from ..schedules import SamplingPlan
+from ..samplers import PositionalNoise, item_seeds, plan_kappa, run_plan
+from ..schedules import SamplingPlan, resolve_plan
 from ..schedules.plans import RULE_PLANS
 from .data import to_uint8
 
@@ -31,11 +30,11 @@ DEFAULT_IMAGE_STEPS = 50
 
 def image_plan(model, schedule: Union[str, SamplingPlan] = "var-quadratic", steps: Optional[int] = None,
                method: str = "lgamma", clip_range: bool = False) -> SamplingPlan:
-    """:func:`wavefast.pipeline.plan_for` with S = 50 (``DEFAULT_IMAGE_STEPS``) when a rule schedule
+    """:func:`wavefast.schedules.resolve_plan` with S = 50 (``DEFAULT_IMAGE_STEPS``) when a rule schedule
     (var-*/step-*) gets no ``steps``: few-step image sampling needs more steps than audio's 6."""
     if steps is None and isinstance(schedule, str) and schedule in RULE_PLANS:
         steps = DEFAULT_IMAGE_STEPS
-    return plan_for(model, schedule, steps, method, clip_range)
+    return resolve_plan(model, schedule, steps, method, clip_range)
 
 
 def clip_denoised(model, plan: SamplingPlan):
@@ -63,7 +62,7 @@ def clip_denoised(model, plan: SamplingPlan):
 
 @torch.no_grad()
 def generate_images(model, n: int, steps: Optional[int] = None,
-                    schedule: Union[str, SamplingPlan] = "var-quadratic", kappa: float = 1.0,
+                    schedule: Union[str, SamplingPlan] = "var-quadratic", kappa: Optional[float] = None,
                     seed: Union[int, Sequence[int], None] = 0, batch_size: int = 64, method: str = "lgamma",
                     clip_range: bool = False, clamp: Optional[float] = None, clip_x0: bool = False,
                     progress: bool = False) -> torch.Tensor:
@@ -71,7 +70,7 @@ def generate_images(model, n: int, steps: Optional[int] = None,
 
     ``model`` is an image model (``model(x, t) -> eps``, ``model.spec.diffusion``);
     ``steps``/``schedule``/``method``/``clip_range`` pick the plan as in
-    :func:`wavefast.pipeline.plan_for`; ``kappa`` 1 = DDPM-rev, 0 = DDIM-rev.
+    :func:`wavefast.schedules.resolve_plan`; ``kappa`` 1 = DDPM-rev (default), 0 = DDIM-rev.
     ``steps`` defaults to 50 for rule schedules and must be None for fixed-length plans (``ddpm``).
     ``clip_x0`` samples with :func:`clip_denoised` (off by default, as in FastDPM).
     """
@@ -79,17 +78,17 @@ def generate_images(model, n: int, steps: Optional[int] = None,
         raise WavefastError(f"number of images must be a positive whole number, got {n!r}")
     if batch_size < 1:
         raise WavefastError(f"batch size must be >= 1, got {batch_size}")
-    kappa = check_kappa(kappa)
     plan = image_plan(model, schedule, steps, method, clip_range)
-    seeds = _seeds(seed, int(n))
+    kappa = plan_kappa(plan, kappa)
+    seeds = item_seeds(seed, int(n))
     device = next(model.parameters()).device
     shape = model.spec.image_shape
     outputs = []
     for start in range(0, len(seeds), batch_size):
-        noise = PerSampleNoise(seeds[start:start + batch_size], device=device)
+        noise = PositionalNoise(seeds[start:start + batch_size], device=device)
         x_T = noise.randn(shape)
         denoiser = clip_denoised(model, plan) if clip_x0 else model
-        outputs.append(sample(denoiser, x_T, plan, kappa=kappa, noise=noise, clamp=clamp, progress=progress).cpu())
+        outputs.append(run_plan(denoiser, x_T, plan, kappa=kappa, noise=noise, clamp=clamp, progress=progress).cpu())
     images = torch.cat(outputs)
     crop = int(getattr(model.spec, "crop", 0))
     return images[..., crop:images.shape[-2] - crop, crop:images.shape[-1] - crop] if crop else images
@@ -185,7 +184,7 @@ def read_png(path) -> np.ndarray:
 
 def write_png(path, pixels: np.ndarray) -> Path:
     """Write uint8 pixels as a PNG, atomically."""
-    from ..audio.io import atomic_output
+    from ..fileio import atomic_output
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +237,8 @@ def output_paths(output) -> tuple:
 
 
 def generate_image_folder(model, output, n: int, steps: Optional[int] = None,
-                          schedule: Union[str, SamplingPlan] = "var-quadratic", kappa: float = 1.0, seed: int = 0,
+                          schedule: Union[str, SamplingPlan] = "var-quadratic", kappa: Optional[float] = None,
+                          seed: int = 0,
                           batch_size: int = 64, method: str = "lgamma", clip_range: bool = False,
                           grid_size: int = 64, progress: bool = True) -> dict:
     """Write ``n`` images ``image_{i:05d}.png`` (seed ``seed + i``) and a grid of the first
@@ -254,7 +254,7 @@ def generate_image_folder(model, output, n: int, steps: Optional[int] = None,
         raise WavefastError(f"--batch-size must be >= 1, got {batch_size}")
     folder, grid = output_paths(output)
     plan = image_plan(model, schedule, steps, method, clip_range)
-    kappa = check_kappa(kappa)
+    kappa = plan_kappa(plan, kappa)
     settings = {"model": run.model_fingerprint(model), "plan": plan.name, "steps": list(plan.steps),
                 "kappa": kappa, "seed": seed, "n": int(n), "batch_size": batch_size}
     folder.mkdir(parents=True, exist_ok=True)

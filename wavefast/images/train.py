@@ -44,7 +44,8 @@ import torch.nn.functional as F
 
 from ..errors import WavefastError
 from ..schedules import LinearBetaSchedule
-from ..train.state import EMA, atomic_torch_save, atomic_write_text, capture_rng, restore_rng
+from ..fileio import atomic_torch_save, atomic_write_text
+from ..train.state import EMA, capture_rng, restore_rng
 from .checkpoints import get_image_preset, save_image_model
 from .data import load_images, to_model_range
 from .unet import DDPMUNet

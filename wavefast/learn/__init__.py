@@ -9,7 +9,7 @@
 """
 
 from .artifacts import check_schedule_for_model, learned_plan, model_sha256, save_learned
-from .ggdm import FixedSampler, GGDMCoefficients, GGDMSampler, ggdm_sample, sample_with_plan
+from .ggdm import FixedSampler, GGDMCoefficients, GGDMSampler, ggdm_sample
 
 __all__ = ["check_schedule_for_model", "learned_plan", "model_sha256", "save_learned", "FixedSampler",
-           "GGDMCoefficients", "GGDMSampler", "ggdm_sample", "sample_with_plan"]
+           "GGDMCoefficients", "GGDMSampler", "ggdm_sample"]

@@ -30,40 +30,14 @@ is refused by :func:`check_schedule_for_model` unless forced.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
-import warnings
 from pathlib import Path
 from typing import Optional, Union
 
-import torch
-
 from ..errors import WavefastError
-from ..schedules.plans import PLAN_FORMAT, SamplingPlan
+from ..schedules.learned import LEARNED_KEY, check_plan_for_model, model_record, model_sha256
+from ..schedules.plans import SamplingPlan
 
-LEARNED_KEY = "learned"
 LEARNERS = ("ddss", "errbound")
-
-
-def _diffusion_of(model) -> dict:
-    d = getattr(getattr(model, "spec", None), "diffusion", None)
-    if d is None:
-        return {}
-    return {"T": int(d.T), "beta_0": float(d.beta_0), "beta_T": float(d.beta_T)}
-
-
-def model_sha256(model) -> str:
-    """sha256 hex digest of a model's diffusion spec (T, beta_0, beta_T) and float32 weights (names sorted)."""
-    digest = hashlib.sha256(json.dumps(_diffusion_of(model), sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def model_record(model) -> dict:
-    return {"sha256": model_sha256(model), "name": getattr(getattr(model, "spec", None), "name", "?"),
-            **_diffusion_of(model)}
 
 
 def now_iso() -> str:
@@ -92,50 +66,20 @@ def save_learned(plan: SamplingPlan, path) -> Path:
     return path
 
 
-def read_learned_record(path) -> Optional[dict]:
-    """``info.learned`` of a plan JSON, or None if the file is not a learned plan (or unreadable)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format", PLAN_FORMAT) != PLAN_FORMAT:
-        return None
-    info = data.get("info")
-    record = info.get(LEARNED_KEY) if isinstance(info, dict) else None
-    return record if isinstance(record, dict) else None
-
-
-def _check_record(record: dict, model, where: str, force: bool) -> None:
-    learned_for = (record.get("model") or {}).get("sha256")
-    if not learned_for:
-        raise WavefastError(f"{where} is a learned sampler without the model it was learned for "
-                            "(info.learned.model.sha256)")
-    mine = model_sha256(model)
-    if learned_for == mine:
-        return
-    other = record.get("model", {})
-    message = (f"{where} was learned ({record.get('method', '?')}) for another model "
-               f"({other.get('name', '?')}, T={other.get('T', '?')}, sha256 {learned_for[:12]}...) and this model is "
-               f"{getattr(model.spec, 'name', '?')} (sha256 {mine[:12]}...). A learned sampler is tuned to one "
-               "model's weights; learn one for this model with 'wavefast learn-sampler', or force it with "
-               "--force-schedule (CLI) or force_schedule=True (plan_for, vocode, generate)")
-    if not force:
-        raise WavefastError(message)
-    warnings.warn("using it anyway (forced): " + message, stacklevel=3)
-
-
 def check_schedule_for_model(schedule: Union[str, Path, SamplingPlan], model, force: bool = False) -> None:
-    """Refuse a learned schedule (plan or ``.json`` path) learned for a different model.
+    """Refuse a learned plan (a plan or a ``.json`` path) learned for a different model; names pass.
 
-    Plain plans, rule names and presets pass untouched. ``force=True`` warns instead.
+    The check itself is :func:`wavefast.schedules.learned.check_plan_for_model`.
     """
     if isinstance(schedule, SamplingPlan):
-        record = schedule.info.get(LEARNED_KEY)
-        if isinstance(record, dict):
-            _check_record(record, model, f"schedule {schedule.name!r}", force)
+        check_plan_for_model(schedule, model, force)
         return
     name = str(schedule)
     if name.lower().endswith(".json") and Path(name).is_file():
-        record = read_learned_record(name)
-        if record is not None:
-            _check_record(record, model, f"schedule file {name}", force)
+        from ..schedules.plans import read_plan_file
+
+        data = read_plan_file(name)
+        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        if isinstance(info.get(LEARNED_KEY), dict):
+            probe = SamplingPlan((1.0,), (0.5,), name, {LEARNED_KEY: info[LEARNED_KEY]})
+            check_plan_for_model(probe, model, force, where=f"schedule file {name}")

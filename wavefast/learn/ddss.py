@@ -389,7 +389,7 @@ class DDSSTrainer:
 
     def save_state(self) -> None:
         if self.state_path is not None:
-            from ..train.state import atomic_torch_save
+            from ..fileio import atomic_torch_save
 
             atomic_torch_save(self.state_dict(), self.state_path)
 

@@ -223,7 +223,7 @@ class ErrBoundRun:
 
     def save_state(self) -> None:
         if self.state_path is not None:
-            from ..train.state import atomic_torch_save
+            from ..fileio import atomic_torch_save
 
             atomic_torch_save(self.state_dict(), self.state_path)
 

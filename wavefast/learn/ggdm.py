@@ -36,173 +36,28 @@ Everything is shape-agnostic: audio (B, 1, L) and images (B, C, H, W).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
-from torch.utils.checkpoint import checkpoint as _checkpoint
-from tqdm.auto import tqdm
 
 from ..errors import WavefastError
-from ..samplers.reverse import PerSampleNoise, check_kappa, sample
+from ..samplers.ggdm import (GGDM_KEY, GGDMCoefficients, PlanCoefficients, check_kappa, fastdpm_coefficients,
+                             run_coefficients)
 from ..schedules.noise import LinearBetaSchedule
 from ..schedules.plans import SamplingPlan
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-NoiseSource = Union[PerSampleNoise, torch.Tensor, Sequence[torch.Tensor], None]
 
-#: key of the GGDM coefficients inside ``SamplingPlan.info`` (and a plan JSON's ``info``)
-GGDM_KEY = "ggdm"
+__all__ = ["GGDM_KEY", "GGDMCoefficients", "FixedSampler", "GGDMSampler", "TimestepParam", "ggdm_sample"]
 
 
-@dataclass(frozen=True)
-class GGDMCoefficients:
-    """Everything a GGDM sampler needs, as float64 tensors (S = number of steps).
-
-    steps (S,) model steps t_i (decreasing); alpha_bars (S,) increasing;
-    scale_x (S,) u_i; eps_weights (S, S) lower-triangular W; sigmas (S,) c_i;
-    stochastic (S,) bool: the steps that draw noise.
-    """
-
-    steps: torch.Tensor
-    alpha_bars: torch.Tensor
-    scale_x: torch.Tensor
-    eps_weights: torch.Tensor
-    sigmas: torch.Tensor
-    stochastic: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.steps.shape[0])
-
-    def detach(self) -> "GGDMCoefficients":
-        return GGDMCoefficients(*(getattr(self, f).detach().clone() for f in
-                                  ("steps", "alpha_bars", "scale_x", "eps_weights", "sigmas", "stochastic")))
-
-    def to_info(self) -> dict:
-        """The JSON form stored under ``info["ggdm"]`` (W as ragged rows: row i has i+1 entries)."""
-        W = self.eps_weights.detach().double()
-        return {"scale_x": self.scale_x.detach().double().tolist(),
-                "eps_weights": [W[i, : i + 1].tolist() for i in range(len(self))],
-                "sigma": [float(s) if bool(m) else 0.0 for s, m in zip(self.sigmas.detach().double(), self.stochastic)]}
-
-    @classmethod
-    def from_plan(cls, plan: SamplingPlan) -> "GGDMCoefficients":
-        """Read ``plan.info["ggdm"]``; raises WavefastError if it is missing or malformed."""
-        data = plan.info.get(GGDM_KEY)
-        if not isinstance(data, dict):
-            raise WavefastError(f"plan {plan.name!r} carries no GGDM coefficients (info['{GGDM_KEY}'])")
-        S = len(plan)
-        try:
-            scale_x = torch.tensor([float(v) for v in data["scale_x"]], dtype=torch.float64)
-            rows = data["eps_weights"]
-            sigma = torch.tensor([float(v) for v in data["sigma"]], dtype=torch.float64)
-            W = torch.zeros(S, S, dtype=torch.float64)
-            if len(rows) != S:
-                raise ValueError(f"eps_weights has {len(rows)} rows")
-            for i, row in enumerate(rows):
-                if len(row) != i + 1:
-                    raise ValueError(f"eps_weights row {i} has {len(row)} entries, expected {i + 1}")
-                W[i, : i + 1] = torch.tensor([float(v) for v in row], dtype=torch.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WavefastError(f"plan {plan.name!r}: malformed GGDM coefficients ({exc}); expected scale_x "
-                                "(S numbers), eps_weights (S rows, row i with i+1 numbers), sigma (S numbers)"
-                                ) from None
-        if scale_x.numel() != S or sigma.numel() != S:
-            raise WavefastError(f"plan {plan.name!r}: GGDM scale_x and sigma need {S} entries each (one per step)")
-        if not (torch.isfinite(scale_x).all() and torch.isfinite(W).all() and torch.isfinite(sigma).all()):
-            raise WavefastError(f"plan {plan.name!r}: GGDM coefficients contain NaN or Inf")
-        if sigma[-1] != 0:
-            raise WavefastError(f"plan {plan.name!r}: the last GGDM step must not add noise (sigma[-1] = 0)")
-        return cls(torch.tensor(plan.steps, dtype=torch.float64), torch.tensor(plan.alpha_bars, dtype=torch.float64),
-                   scale_x, W, sigma, sigma != 0)
-
-
-def fastdpm_coefficients(alpha_bars: torch.Tensor, kappa: float):
-    """Differentiable FastDPM coefficients (u, W_ii, sigma), each (S,), for increasing alpha_bars (S,).
-
-    The formulas of :func:`wavefast.samplers.reverse.step_coefficients`, written so that
-    no square root is taken at zero (the last step, a' = 1, has sigma = 0 and
-    ``sqrt(1 - a' - sigma^2) = 0`` exactly).
-    """
-    ab = alpha_bars
-    S = ab.shape[0]
-    last = torch.zeros(S, dtype=torch.bool, device=ab.device)
-    last[-1] = True
-    nxt = torch.cat([ab[1:], ab.new_ones(1)])
-    safe_nxt = torch.where(last, ab.new_full((S,), 0.5), nxt)  # any value < 1 keeps the masked branch finite
-    safe_ab = torch.where(last, ab.new_full((S,), 0.25), ab)
-    var = (1 - safe_nxt) / (1 - safe_ab) * (1 - safe_ab / safe_nxt)
-    sigma = torch.where(last, ab.new_zeros(S), kappa * var.clamp_min(1e-300).sqrt()) if kappa > 0 else ab.new_zeros(S)
-    rest = torch.where(last, ab.new_ones(S), 1 - safe_nxt - sigma ** 2).clamp_min(1e-300).sqrt()
-    rest = torch.where(last, ab.new_zeros(S), rest)
-    ratio = (nxt / ab).sqrt()
-    return ratio, rest - (1 - ab).sqrt() * ratio, sigma
-
-
-def _noise_at(noise: NoiseSource, k: int, x: torch.Tensor) -> torch.Tensor:
-    if isinstance(noise, PerSampleNoise):
-        return noise.randn(x.shape[1:]).to(device=x.device, dtype=x.dtype)
-    if noise is None:
-        raise WavefastError("this sampler has stochastic steps: pass noise (PerSampleNoise or pre-drawn tensors)")
-    if k >= len(noise):
-        raise WavefastError(f"got {len(noise)} pre-drawn noise tensors; the sampler needs one per stochastic step")
-    return noise[k].to(device=x.device, dtype=x.dtype)
-
-
-def ggdm_sample(denoiser: Denoiser, x_T: torch.Tensor, coefficients: GGDMCoefficients, *, noise: NoiseSource = None,
+def ggdm_sample(denoiser: Denoiser, x_T: torch.Tensor, coefficients: PlanCoefficients, *, noise=None,
                 clamp: Optional[float] = None, callback: Optional[Callable[[int, torch.Tensor], None]] = None,
                 checkpoint: bool = False, progress: bool = False) -> torch.Tensor:
-    """Run the GGDM chain (module docstring) from ``x_T`` to a sample.
-
-    ``denoiser(x, t)`` with t a (B,) float tensor of model steps. ``noise``: a
-    :class:`PerSampleNoise` (one draw per stochastic step, in order, as the FastDPM
-    sampler draws) or pre-drawn tensors ``(K, B, ...)`` with K = number of stochastic
-    steps (training uses these: the reparametrisation keeps them fixed).
-    ``checkpoint=True`` rematerialises each denoiser call in the backward pass
-    (``torch.utils.checkpoint``), so training memory is the S samples and model
-    outputs plus one step's activations. Gradients flow to any coefficient tensor
-    that requires them.
-    """
-    c = coefficients
-    S = len(c)
-    batch = x_T.shape[0]
-    x = x_T
-    eps_history: List[torch.Tensor] = []
-    k = 0
-    for i in tqdm(range(S), desc=f"sampling GGDM S={S}", leave=False, disable=not progress):
-        t_batch = c.steps[i].to(torch.float32).to(x.device).expand(batch)
-        if checkpoint and torch.is_grad_enabled():
-            eps = _checkpoint(denoiser, x, t_batch, use_reentrant=False)
-        else:
-            eps = denoiser(x, t_batch)
-        eps_history.append(eps)
-        scale = lambda v: v.to(device=x.device, dtype=x.dtype)  # noqa: E731
-        x = scale(c.scale_x[i]) * x + scale(c.eps_weights[i, i]) * eps
-        for j in range(i):
-            x = x + scale(c.eps_weights[i, j]) * eps_history[j]
-        if bool(c.stochastic[i]):
-            x = x + scale(c.sigmas[i]) * _noise_at(noise, k, x)
-            k += 1
-        if clamp is not None:
-            x = x.clamp(-clamp, clamp)
-        if callback is not None:
-            callback(i, x)
-    return x
-
-
-def sample_with_plan(denoiser: Denoiser, x_T: torch.Tensor, plan: SamplingPlan, *, kappa: float = 1.0,
-                     noise: Optional[PerSampleNoise] = None, clamp: Optional[float] = None,
-                     callback=None, progress: bool = False) -> torch.Tensor:
-    """The sampler a plan asks for: GGDM when it carries learned coefficients, else FastDPM.
-
-    For a GGDM plan ``kappa`` is ignored: the noise scales are part of the learned
-    coefficients.
-    """
-    if GGDM_KEY in plan.info:
-        return ggdm_sample(denoiser, x_T, GGDMCoefficients.from_plan(plan), noise=noise, clamp=clamp,
-                           callback=callback, progress=progress)
-    return sample(denoiser, x_T, plan, kappa=kappa, noise=noise, clamp=clamp, callback=callback, progress=progress)
+    """:func:`wavefast.samplers.run_coefficients` (kept under the name the learned-sampler code uses)."""
+    return run_coefficients(denoiser, x_T, coefficients, noise=noise, clamp=clamp, callback=callback,
+                            checkpoint=checkpoint, progress=progress, name="GGDM")
 
 
 class _ChainMixin:
@@ -215,7 +70,7 @@ class _ChainMixin:
         """(K, B, *item_shape) standard normal for the K stochastic steps (fixed per sample in training)."""
         return torch.randn((self.n_stochastic(), batch, *item_shape), generator=generator, dtype=dtype)
 
-    def forward(self, denoiser: Denoiser, x_T: torch.Tensor, noise: NoiseSource = None, *, checkpoint: bool = False,
+    def forward(self, denoiser: Denoiser, x_T: torch.Tensor, noise=None, *, checkpoint: bool = False,
                 clamp: Optional[float] = None) -> torch.Tensor:
         return ggdm_sample(denoiser, x_T, self.coefficients(), noise=noise, checkpoint=checkpoint, clamp=clamp)
 
@@ -225,13 +80,8 @@ class FixedSampler(_ChainMixin, nn.Module):
 
     def __init__(self, plan: SamplingPlan, kappa: float = 0.0, schedule: Optional[LinearBetaSchedule] = None):
         super().__init__()
-        if GGDM_KEY in plan.info:
-            self._coefficients = GGDMCoefficients.from_plan(plan)
-        else:
-            ab = torch.tensor(plan.alpha_bars, dtype=torch.float64)
-            u, w, sigma = fastdpm_coefficients(ab, check_kappa(kappa))
-            self._coefficients = GGDMCoefficients(torch.tensor(plan.steps, dtype=torch.float64), ab, u, torch.diag(w),
-                                                  sigma, sigma > 0)
+        self._coefficients = (PlanCoefficients.learned(plan) if GGDM_KEY in plan.info
+                              else PlanCoefficients.fastdpm(plan, kappa))
         self.stochastic = self._coefficients.stochastic
 
     def coefficients(self) -> GGDMCoefficients:
@@ -340,46 +190,3 @@ class GGDMSampler(_ChainMixin, nn.Module):
         if with_coefficients:
             info[GGDM_KEY] = c.to_info()
         return SamplingPlan(tuple(float(v) for v in c.steps), tuple(float(v) for v in c.alpha_bars), name, info)
-
-
-
-class GGDMGraph(nn.Module):
-    """A learned GGDM plan as an unrolled, ONNX-exportable module.
-
-    Same contract as :class:`wavefast.runtime.onnx_export.SamplingGraph`:
-    ``forward(mel?, x_T (B, L), noise? (K, B, L)) -> audio (B, L)`` with K =
-    ``len(self.stochastic)`` noise slices (the ORT backend draws them in the torch
-    sampler's order), coefficients and step embeddings baked in as constants.
-    """
-
-    def __init__(self, model, plan: SamplingPlan, folded: bool = True):
-        super().__init__()
-        from ..runtime.folded import make_denoiser
-
-        c = GGDMCoefficients.from_plan(plan)
-        self.conditional = model.spec.conditional
-        self.folded = folded
-        self.scale_x = c.scale_x.tolist()
-        self.eps_weights = c.eps_weights.tolist()
-        self.sigmas = c.sigmas.tolist()
-        self.stochastic = [i for i in range(len(c)) if bool(c.stochastic[i])]
-        self.denoiser = make_denoiser(model, c.steps.tolist(), folded)
-
-    def forward(self, *inputs):
-        from ..runtime.folded import lift, lower
-
-        inputs = list(inputs)
-        mel = inputs.pop(0) if self.conditional else None
-        x = lift(inputs.pop(0), self.folded)
-        noise = inputs.pop(0) if self.stochastic else None
-        cond_terms = self.denoiser.prepare(mel, x.shape[-1])
-        history = []
-        for i in range(len(self.scale_x)):
-            history.append(self.denoiser(x, i, cond_terms))
-            x = self.scale_x[i] * x + self.eps_weights[i][i] * history[i]
-            for j in range(i):
-                if self.eps_weights[i][j] != 0.0:
-                    x = x + self.eps_weights[i][j] * history[j]
-            if i in self.stochastic:
-                x = x + self.sigmas[i] * lift(noise[self.stochastic.index(i)], self.folded)
-        return lower(x, self.folded)

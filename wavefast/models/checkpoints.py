@@ -23,6 +23,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..errors import WavefastError
+from ..fileio import is_safetensors, read_safetensors, write_safetensors
 from .diffwave import DiffWave
 from .presets import PRESETS, get_preset
 from .spec import DiffWaveConfig, DiffusionSpec, ModelSpec
@@ -45,15 +46,6 @@ AttrDict.__qualname__ = "AttrDict"
 
 
 # --- reading files ---------------------------------------------------------------------
-def _is_safetensors(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) < 9:
-        return False
-    header_len = int.from_bytes(head[:8], "little")
-    return 0 < header_len < 100_000_000 and head[8:9] == b"{"
-
-
 class _AllowListUnpickler(pickle.Unpickler):
     """Reads a torch zip checkpoint's ``data.pkl`` resolving only allow-listed globals.
 
@@ -303,29 +295,12 @@ def _lmnt_state(state, spec: ModelSpec) -> Dict[str, torch.Tensor]:
 
 
 # --- native ----------------------------------------------------------------------------
-def save_native(model: DiffWave, path, dtype: torch.dtype = torch.float16, extra_metadata: Optional[dict] = None):
+def save_native(model, path, dtype: torch.dtype = torch.float16, extra_metadata: Optional[dict] = None):
     """Write ``model`` as wavefast safetensors (atomic), spec JSON in the metadata."""
-    from safetensors.torch import save_file
-
-    from ..audio.io import atomic_output
-
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype) for k, v in model.state_dict().items()}
     metadata = {"format": NATIVE_FORMAT, "wavefast_spec": model.spec.to_json()}
     metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-    with atomic_output(path, ".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return Path(path)
-
-
-def read_safetensors(path, what: str = "safetensors file") -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    """(float32 tensors, string metadata) of a safetensors file; WavefastError naming ``what`` if unreadable."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k).float() for k in f.keys()}, dict(f.metadata() or {})
-    except Exception as exc:
-        raise WavefastError(f"cannot read {what} {path}: {exc}") from None
+    return write_safetensors(path, tensors, metadata)
 
 
 def _load_native(path: Path):
@@ -342,7 +317,7 @@ def read_checkpoint(path, preset: Optional[str] = None, config: Optional[str] = 
     path = Path(path)
     if not path.is_file():
         raise WavefastError(f"checkpoint not found: {path}")
-    if _is_safetensors(path):
+    if is_safetensors(path):
         state, spec = _load_native(path)
         if preset is not None:
             raise WavefastError("a wavefast .safetensors file carries its own spec; drop --preset")
@@ -360,19 +335,31 @@ def read_checkpoint(path, preset: Optional[str] = None, config: Optional[str] = 
     return _lmnt_state(state, spec), spec
 
 
-def load_model(path, preset: Optional[str] = None, config: Optional[str] = None, device=None) -> DiffWave:
-    """Load any supported checkpoint as a float32 :class:`DiffWave` in eval mode.
+def build_model(spec: ModelSpec):
+    """An untrained network for a spec: :class:`DiffWave`, or the source-filter family's model."""
+    if getattr(spec.arch, "family", "diffwave") == "sourcefilter":
+        from .sourcefilter import SourceFilterDiffWave
+
+        return SourceFilterDiffWave(spec)
+    return DiffWave(spec)
+
+
+def load_model(path, preset: Optional[str] = None, config: Optional[str] = None, device=None, dtype=None):
+    """Load any supported checkpoint as a model in eval mode (float32 unless ``dtype`` says otherwise).
 
     ``preset`` names the architecture/diffusion for files that do not store it
     (philsyn); ``config`` points at an upstream ``config.json``.
     """
     state, spec = read_checkpoint(path, preset, config)
-    model = DiffWave(spec)
+    model = build_model(spec)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise WavefastError(f"checkpoint {path} does not match a {spec.name} network: missing {missing[:4]}, "
                             f"unexpected {unexpected[:4]}")
-    return model.eval().to(device) if device is not None else model.eval()
+    model = model.eval()
+    if dtype is not None:
+        model = model.to(dtype=dtype)
+    return model.to(device) if device is not None else model
 
 
 def convert(src, dst, preset: Optional[str] = None, config: Optional[str] = None, dtype=torch.float32) -> Path:

@@ -185,5 +185,13 @@ class DiffWave(nn.Module):
         out = F.relu(self.skip_conv(out))
         return self.output_conv(out)
 
+    def shape_noise(self, z: torch.Tensor, prepared=None) -> torch.Tensor:
+        """The prior's noise from white noise: N(0, I), so z itself."""
+        return z
+
+    def finish(self, x0: torch.Tensor, prepared=None) -> torch.Tensor:
+        """Audio from the diffused variable (x0 itself for DiffWave)."""
+        return x0
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.denoise(x, t, self.prepare(cond, x.shape[-1]))

@@ -25,53 +25,13 @@ import torch.nn as nn
 
 from ..errors import WavefastError, check_choice
 from ..models.diffwave import DiffWave
-from ..samplers.reverse import plan_coefficients
+from ..samplers.ggdm import noise_draws, plan_kappa
 from ..schedules.plans import SamplingPlan
-from .folded import lift, lower, make_denoiser
+from .graphs import SamplingGraph, StepGraph
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 LAYOUTS = ("auto", "folded", "reference")  # max |ORT - torch| relative to max |torch| (fp32)
-
-
-class SamplingGraph(nn.Module):
-    """The unrolled sampler as a module: forward(mel?, x_T, noise?) -> audio (B, L).
-
-    ``folded`` (default) runs the eps network as :class:`wavefast.runtime.folded.FoldedDenoiser`
-    (the same function, laid out for ONNX Runtime's fused CPU kernels); ``folded=False`` uses
-    the model's own layers.
-    """
-
-    def __init__(self, model: DiffWave, plan: SamplingPlan, kappa: float, folded: bool = True):
-        super().__init__()
-        self.conditional = model.spec.conditional
-        self.folded = folded
-        self.coefficients = plan_coefficients(plan, kappa)
-        self.stochastic = [i for i, (*_, sigma) in enumerate(self.coefficients) if sigma > 0]
-        self.denoiser = make_denoiser(model, [t for t, *_ in self.coefficients], folded)
-
-    def forward(self, *inputs):
-        inputs = list(inputs)
-        mel = inputs.pop(0) if self.conditional else None
-        x = lift(inputs.pop(0), self.folded)
-        noise = inputs.pop(0) if self.stochastic else None
-        cond_terms = self.denoiser.prepare(mel, x.shape[-1])
-        for i, (_, scale_x, scale_eps, sigma) in enumerate(self.coefficients):
-            x = scale_x * x + scale_eps * self.denoiser(x, i, cond_terms)
-            if sigma > 0:
-                x = x + sigma * lift(noise[self.stochastic.index(i)], self.folded)
-        return lower(x, self.folded)
-
-
-class StepGraph(nn.Module):
-    """One denoiser call: forward(x (B, 1, L), t (B,), mel?) -> eps (B, 1, L)."""
-
-    def __init__(self, model: DiffWave):
-        super().__init__()
-        self.model = model.eval()
-
-    def forward(self, x, t, mel=None):
-        return self.model(x, t, mel)
 
 
 def example_inputs(model: DiffWave, n_stochastic: int, batch: int = 2, frames: int = 8, generator=None):
@@ -110,7 +70,7 @@ def parity_check(module: nn.Module, path, names, tensors, tolerance: float = PAR
     return error
 
 
-def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, per_step: bool = False,
+def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step: bool = False,
                 check: bool = True, layout: str = "auto") -> dict:
     """Export the full S-step graph (or one step with ``per_step``) to ``path``; returns a report dict.
 
@@ -125,10 +85,11 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, p
     """
     import onnx
 
-    from ..audio.io import atomic_output
+    from ..fileio import atomic_output
 
     spec = model.spec
     check_choice("layout", layout, LAYOUTS)
+    kappa = plan_kappa(plan, kappa)
     folded = layout == "folded" or (layout == "auto" and spec.arch.residual_channels >= 64)
     if per_step:
         module = StepGraph(model)
@@ -143,10 +104,7 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, p
             dynamic["mel"] = {0: "batch", 2: "frames"}
         outputs = ["eps"]
     else:
-        from ..learn.ggdm import GGDM_KEY, GGDMGraph
-
-        module = (GGDMGraph(model, plan, folded) if GGDM_KEY in plan.info
-                  else SamplingGraph(model, plan, kappa, folded))
+        module = SamplingGraph(model, plan, kappa, folded)
         names, tensors = example_inputs(model, len(module.stochastic))
         dynamic = {"x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
         if spec.conditional:
@@ -155,8 +113,8 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa: float = 1.0, p
             dynamic["noise"] = {1: "batch", 2: "samples"}
         outputs = ["audio"]
     meta = {"wavefast_spec": spec.to_json(), "graph": "step" if per_step else "full",
-            "plan": json.dumps({"name": plan.name, "steps": list(plan.steps), "alpha_bar": list(plan.alpha_bars)}),
-            "kappa": str(kappa), "stochastic_steps": str(0 if per_step else len(module.stochastic)),
+            "plan": json.dumps(plan.to_dict()),
+            "kappa": str(kappa), "stochastic_steps": str(0 if per_step else noise_draws(plan, kappa)),
             "layout": "step" if per_step else ("folded" if folded else "reference")}
     with atomic_output(path, ".onnx") as tmp:
         with torch.no_grad():

@@ -1,48 +1,100 @@
-"""Run an exported full sampling graph with ONNX Runtime, seeded like the torch path.
+"""An exported full sampling graph in ONNX Runtime, behind the backend interface.
 
-Noise is drawn on the CPU with :class:`wavefast.samplers.PerSampleNoise` in the
-same order as the torch sampler (x_T, then one draw per stochastic step), so
-``OnnxSampler(path).vocode(mel, seed=s)`` equals ``wavefast.vocode(model, mel,
-..., seed=s)`` up to float rounding. Providers: CUDA when available, then CPU.
-On CUDA, inputs and the preallocated output are bound with IOBinding.
+:class:`OnnxBackend` reads the spec, plan and kappa from the graph's metadata, so a
+:class:`~wavefast.vocoder.Vocoder` over it draws exactly the noise the torch backend draws
+(the graph takes white noise as inputs) and gives the same audio up to float rounding.
+Providers: CUDA when available, then CPU. On CUDA the inputs and a preallocated output are
+bound with IOBinding. :meth:`OnnxBackend.run` is the public call.
+
+Packaging: ``onnxruntime`` (CPU) and ``onnxruntime-gpu`` both install the ``onnxruntime``
+module; with both installed the CUDA provider silently disappears. :func:`runtime_conflict`
+detects that and the backend warns once with what to uninstall.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import WavefastError
 from ..models.spec import ModelSpec
-from ..samplers.reverse import PerSampleNoise
+from ..schedules.plans import SamplingPlan
+from .backends import SamplingBackend, Tracks, window_phase
+
+GRAPH_FORMAT = "full"
+
+
+def runtime_conflict() -> Optional[str]:
+    """A one-line warning when both onnxruntime and onnxruntime-gpu are installed, else None."""
+    from importlib import metadata
+
+    have = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(dist)
+            have.append(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    if len(have) == 2:
+        return ("both onnxruntime and onnxruntime-gpu are installed; they share one module and the CUDA provider "
+                "may be missing: pip uninstall onnxruntime (keep onnxruntime-gpu) for CUDA, or the reverse for CPU")
+    return None
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise WavefastError("the onnx backend needs onnxruntime: pip install 'wavefast[onnx]' "
+                            "(or 'wavefast[gpu]' for CUDA; never both)") from None
+    conflict = runtime_conflict()
+    if conflict:
+        warnings.warn(conflict, stacklevel=3)
+    return ort
 
 
 def available_providers() -> list:
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     have = ort.get_available_providers()
     return [p for p in preferred if p in have] or have
 
 
-class OnnxSampler:
-    """A loaded full-graph export. ``vocode(mel, seed)`` / ``generate(n, seed)`` -> float32 numpy audio."""
+def read_graph_metadata(path) -> dict:
+    """The wavefast metadata of an exported graph, checked; WavefastError naming the file and field."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise WavefastError(f"ONNX file not found: {path}")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise WavefastError(f"cannot read ONNX model {path}: {type(exc).__name__}") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    return meta
+
+
+class OnnxBackend(SamplingBackend):
+    """A full sampling graph from ``wavefast export onnx``. See the module docstring."""
+
+    name = "onnx"
 
     def __init__(self, path, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise WavefastError("the onnx backend needs onnxruntime: pip install 'wavefast[onnx]' "
-                                "(or 'wavefast[gpu]' for CUDA; never both)") from None
+        ort = import_onnxruntime()
         path = Path(path)
         if not path.is_file():
             raise WavefastError(f"ONNX file not found: {path}")
         options = ort.SessionOptions()
-        if threads:
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise WavefastError(f"threads must be a whole number >= 1, got {threads!r}")
             options.intra_op_num_threads = int(threads)
         providers = list(providers or available_providers())
         if "CUDAExecutionProvider" not in providers:
@@ -52,34 +104,51 @@ class OnnxSampler:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:
-            raise WavefastError(f"cannot load ONNX model {path}: {exc}") from None
+            raise WavefastError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:300]}") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("graph") != "full":
-            raise WavefastError(f"{path} is not a wavefast full sampling graph (export without --per-step)")
-        self.spec = ModelSpec.from_dict(json.loads(meta["wavefast_spec"]))
-        self.plan = json.loads(meta["plan"])
-        self.kappa = float(meta["kappa"])
-        self.stochastic_steps = int(meta["stochastic_steps"])
+        self.path = path
+        self.spec, self.plan, self.kappa, self._draws = _parse_metadata(meta, path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.pitch_session = None
+        if meta.get("pitch_graph"):
+            try:
+                self.pitch_session = ort.InferenceSession(base64.b64decode(meta["pitch_graph"]), options,
+                                                          providers=providers)
+            except Exception as exc:
+                raise WavefastError(f"{path}: its embedded pitch graph does not load ({type(exc).__name__})") from None
+        elif self.uses_pitch:
+            raise WavefastError(f"{path}: a source-filter graph without its pitch graph (metadata 'pitch_graph')")
 
-    def _seeds(self, seed: Union[int, Sequence[int]], n: int) -> list:
-        if isinstance(seed, int):
-            return [seed + i for i in range(n)]
-        seeds = [int(s) for s in seed]
-        if len(seeds) != n:
-            raise WavefastError(f"got {len(seeds)} seeds for {n} items")
-        return seeds
+    @property
+    def draws(self) -> int:
+        return self._draws
 
-    def _noise_inputs(self, seeds, length: int) -> dict:
-        noise = PerSampleNoise(seeds)
-        inputs = {"x_T": noise.randn((1, length))[:, 0].numpy()}
-        if self.stochastic_steps:
-            inputs["noise"] = np.stack([noise.randn((1, length))[:, 0].numpy() for _ in range(self.stochastic_steps)])
-        return inputs
+    def analyse(self, mel: torch.Tensor) -> Tracks:
+        if self.pitch_session is None:
+            return None
+        f0, voicing = self.pitch_session.run(["f0", "voicing"], {"mel": _f32(mel)})
+        return {"f0": torch.from_numpy(f0), "voicing": torch.from_numpy(voicing)}
+
+    def run(self, mel, x_T, noise, tracks: Tracks = None) -> torch.Tensor:
+        """White noise (and the mel, and tracks for source-filter graphs) in, audio (B, L) out."""
+        feeds = {"x_T": _f32(x_T)}
+        if self.spec.conditional:
+            feeds["mel"] = _f32(mel)
+        if self._draws:
+            if noise is None or len(noise) != self._draws:
+                raise WavefastError(f"this graph takes {self._draws} noise tensors, got "
+                                    f"{0 if noise is None else len(noise)}")
+            feeds["noise"] = _f32(noise)
+        if self.uses_pitch:
+            if not tracks:
+                raise WavefastError("this graph needs F0 tracks (analyse the mel first)")
+            feeds["f0"], feeds["voicing"] = _f32(tracks["f0"]), _f32(tracks["voicing"])
+            feeds["phase"] = _f32(window_phase(self.spec, tracks, x_T.shape[-1]))
+        return torch.from_numpy(self._run(feeds))
 
     def _run(self, feeds: dict) -> np.ndarray:
-        feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items() if k in self.input_names}
+        feeds = {k: v for k, v in feeds.items() if k in self.input_names}
         if not self.on_cuda:
             return self.session.run(["audio"], feeds)[0]
         import onnxruntime as ort
@@ -93,23 +162,31 @@ class OnnxSampler:
         self.session.run_with_iobinding(binding)
         return out.numpy()
 
-    def vocode(self, mel, seed: Union[int, Sequence[int]] = 0) -> np.ndarray:
-        """mel (n_mels, frames) or (B, n_mels, frames) -> audio (L,) or (B, L)."""
-        if not self.spec.conditional:
-            raise WavefastError("this ONNX graph is unconditional; use generate()")
-        mel = np.asarray(mel.detach().cpu() if torch.is_tensor(mel) else mel, dtype=np.float32)
-        squeeze = mel.ndim == 2
-        mel = mel[None] if squeeze else mel
-        if mel.ndim != 3 or mel.shape[1] != self.spec.n_mels or mel.shape[2] == 0:
-            raise WavefastError(f"mel must be (B, {self.spec.n_mels}, frames>0), got {mel.shape}")
-        if not np.isfinite(mel).all():
-            raise WavefastError("mel contains NaN or Inf")
-        feeds = self._noise_inputs(self._seeds(seed, mel.shape[0]), mel.shape[2] * self.spec.hop_length)
-        feeds["mel"] = mel
-        audio = self._run(feeds)
-        return audio[0] if squeeze else audio
 
-    def generate(self, n: int, seed: Union[int, Sequence[int]] = 0) -> np.ndarray:
-        if self.spec.conditional:
-            raise WavefastError("this ONNX graph is a vocoder; use vocode()")
-        return self._run(self._noise_inputs(self._seeds(seed, n), self.spec.segment_length))
+def _f32(x) -> np.ndarray:
+    if torch.is_tensor(x):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _parse_metadata(meta: dict, path: Path):
+    if meta.get("graph") != GRAPH_FORMAT:
+        raise WavefastError(f"{path} is not a wavefast full sampling graph (metadata 'graph' is "
+                            f"{meta.get('graph')!r}; export without --per-step)")
+    try:
+        spec = ModelSpec.from_dict(json.loads(meta["wavefast_spec"]))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise WavefastError(f"{path}: malformed metadata 'wavefast_spec' ({type(exc).__name__}: {exc})"[:400]) from None
+    try:
+        data = json.loads(meta["plan"])
+        info = data.get("info", {}) if isinstance(data.get("info", {}), dict) else {}
+        plan = SamplingPlan(tuple(float(s) for s in data["steps"]), tuple(float(a) for a in data["alpha_bar"]),
+                            str(data.get("name", "plan")), info)
+        kappa = float(meta["kappa"])
+        draws = int(meta["stochastic_steps"])
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise WavefastError(f"{path}: malformed metadata 'plan', 'kappa' or 'stochastic_steps' "
+                            f"({type(exc).__name__}: {exc})"[:400]) from None
+    if draws < 0 or draws > len(plan):
+        raise WavefastError(f"{path}: metadata 'stochastic_steps' = {draws} does not fit a {len(plan)}-step plan")
+    return spec, plan, kappa, draws

@@ -45,21 +45,42 @@ def _stirling_log_gamma(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LinearBetaSchedule:
-    """``beta = linspace(beta_0, beta_T, T)``; all tensors float64."""
+    """The model's noise schedule: ``beta = linspace(beta_0, beta_T, T)``; all tensors float64.
+
+    Also the diffusion part of a :class:`~wavefast.models.spec.ModelSpec` (``DiffusionSpec``
+    is this class), so a model's spec and its schedule are one object.
+    """
 
     T: int
     beta_0: float
     beta_T: float
 
     def __post_init__(self):
-        if int(self.T) < 1:
-            raise WavefastError(f"T must be >= 1, got {self.T}")
+        if isinstance(self.T, bool) or not isinstance(self.T, int) or self.T < 1:
+            raise WavefastError(f"T (diffusion steps) must be a whole number >= 1, got {self.T!r}")
+        for name in ("beta_0", "beta_T"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise WavefastError(f"{name} must be a number, got {value!r}")
         if not (0.0 < self.beta_0 <= self.beta_T < 1.0):
-            raise WavefastError(f"need 0 < beta_0 <= beta_T < 1, got {self.beta_0}, {self.beta_T}")
+            raise WavefastError(f"need 0 < beta_0 <= beta_T < 1, got beta_0={self.beta_0}, beta_T={self.beta_T}")
 
     @classmethod
     def from_spec(cls, diffusion) -> "LinearBetaSchedule":
+        if isinstance(diffusion, cls):
+            return diffusion
         return cls(int(diffusion.T), float(diffusion.beta_0), float(diffusion.beta_T))
+
+    # --- forward process (training) ------------------------------------------------
+    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` for integer steps t (B,); x0, eps (B, ...).
+
+        Ho et al. 2020, eq. 4 (0-indexed steps: t = 0 is the least noise). The one forward
+        noising that every trainer uses.
+        """
+        ab = self.alpha_bar_discrete.to(device=x0.device, dtype=x0.dtype)[t.long()]
+        ab = ab.view(-1, *([1] * (x0.dim() - 1)))
+        return ab.sqrt() * x0 + (1.0 - ab).sqrt() * eps
 
     # --- discrete ------------------------------------------------------------------
     @cached_property

@@ -64,7 +64,9 @@ class SamplingPlan:
         if len(self.steps) != len(self.alpha_bars) or len(self.steps) == 0:
             raise WavefastError("a plan needs the same, non-zero number of steps and alpha_bar values")
         ab = list(self.alpha_bars)
-        if not all(0.0 < a < 1.0 for a in ab):
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in self.steps):
+            raise WavefastError(f"plan {self.name!r}: steps must be finite numbers, got {list(self.steps)}")
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0.0 < a < 1.0 for a in ab):
             raise WavefastError(f"plan {self.name!r}: every alpha_bar must lie in (0, 1), got {ab}")
         if any(b <= a for a, b in zip(ab, ab[1:])):
             raise WavefastError(f"plan {self.name!r}: alpha_bar must increase strictly along the plan "
@@ -77,26 +79,15 @@ class SamplingPlan:
         """alpha_bar after each step (1.0 after the last one)."""
         return tuple(self.alpha_bars[1:]) + (1.0,)
 
-    def sigmas(self, kappa: float) -> Tuple[float, ...]:
-        """Per-step noise scale ``kappa * sqrt((1-a')/(1-a) * (1 - a/a'))`` (0 for the last step)."""
-        return tuple(reverse_sigma(a, n, kappa) for a, n in zip(self.alpha_bars, self.next_alpha_bars()))
-
     def to_dict(self) -> dict:
         return {"format": PLAN_FORMAT, "version": 1, "name": self.name, "steps": list(self.steps),
                 "alpha_bar": list(self.alpha_bars), "info": self.info}
 
     def save(self, path) -> None:
-        from ..audio.io import atomic_output
+        from ..fileio import atomic_output
 
         with atomic_output(path, ".json") as tmp:
             Path(tmp).write_text(json.dumps(self.to_dict(), indent=2))
-
-
-def reverse_sigma(alpha_bar: float, alpha_bar_next: float, kappa: float) -> float:
-    if alpha_bar_next >= 1.0:
-        return 0.0
-    var = (1.0 - alpha_bar_next) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_next)
-    return kappa * math.sqrt(max(var, 0.0))
 
 
 # --- builders ---------------------------------------------------------------------------
@@ -227,48 +218,87 @@ def clip_plan_to_range(plan: SamplingPlan, schedule: LinearBetaSchedule, method:
     return SamplingPlan(tuple(t.tolist()), tuple(ab.tolist()), plan.name + "+clipped", dict(plan.info, clipped=True))
 
 
-def load_plan_json(path, schedule: LinearBetaSchedule, method: str = "lgamma") -> SamplingPlan:
-    """Read a plan JSON: ``{"steps": [...], "alpha_bar": [...]}`` or ``{"betas": [...]}``."""
+def read_plan_file(path) -> dict:
+    """The JSON object of a plan file (read once); WavefastError naming the file if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise WavefastError(f"schedule file not found: {path}")
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WavefastError(f"cannot read schedule file {path}: {exc}") from None
     if not isinstance(data, dict):
         raise WavefastError(f"schedule file {path} must hold a JSON object")
-    name = str(data.get("name", path.stem))
+    return data
+
+
+def _numbers(values, what: str, where) -> list:
+    if not isinstance(values, list) or not values:
+        raise WavefastError(f"schedule file {where}: '{what}' must be a non-empty list of numbers")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise WavefastError(f"schedule file {where}: '{what}' must hold finite numbers, got {v!r}")
+        out.append(float(v))
+    return out
+
+
+def plan_from_data(data: dict, schedule: LinearBetaSchedule, method: str = "lgamma", where="plan",
+                   default_name: str = "custom") -> SamplingPlan:
+    """A plan from a plan JSON object: ``{"steps": [...], "alpha_bar": [...]}`` or ``{"betas": [...]}``."""
+    name = data.get("name", default_name)
+    name = name if isinstance(name, str) else default_name
+    info = data.get("info", {})
+    if not isinstance(info, dict):
+        raise WavefastError(f"schedule file {where}: 'info' must be a JSON object")
     if "betas" in data and "steps" not in data:
-        return plan_from_betas(schedule, data["betas"], name, method, data.get("info"))
+        return plan_from_betas(schedule, _numbers(data["betas"], "betas", where), name, method, info)
     if "steps" not in data:
-        raise WavefastError(f"schedule file {path} needs 'steps' (with optional 'alpha_bar') or 'betas'")
-    try:
-        steps = [float(s) for s in data["steps"]]
-        ab = [float(a) for a in data["alpha_bar"]] if "alpha_bar" in data else \
-            schedule.alpha_bar(torch.tensor(steps, dtype=torch.float64), method).tolist()
-    except (TypeError, ValueError) as exc:
-        raise WavefastError(f"schedule file {path}: steps/alpha_bar must be lists of numbers ({exc})") from None
+        raise WavefastError(f"schedule file {where} needs 'steps' (with optional 'alpha_bar') or 'betas'")
+    steps = _numbers(data["steps"], "steps", where)
+    if "alpha_bar" in data:
+        ab = _numbers(data["alpha_bar"], "alpha_bar", where)
+        if len(ab) != len(steps):
+            raise WavefastError(f"schedule file {where}: 'steps' has {len(steps)} entries but 'alpha_bar' "
+                                f"{len(ab)}")
+    else:
+        ab = schedule.alpha_bar(torch.tensor(steps, dtype=torch.float64), method).tolist()
+    plan = SamplingPlan(tuple(steps), tuple(ab), name, dict(info, source=str(where)))
     if any(s < -1 or s > schedule.T - 1 for s in steps):
-        raise WavefastError(f"schedule file {path}: steps must lie in [0, {schedule.T - 1}] for this model, got {steps}")
+        raise WavefastError(f"schedule file {where}: steps must lie in [0, {schedule.T - 1}] for this model, "
+                            f"got {steps}")
+    if any(b >= a for a, b in zip(steps, steps[1:])):
+        raise WavefastError(f"schedule file {where}: steps must decrease strictly (most noise first), got {steps}")
     _check_in_range(torch.tensor(ab, dtype=torch.float64), schedule, name)
-    return SamplingPlan(tuple(steps), tuple(ab), name, dict(data.get("info", {}), source=str(path)))
+    return plan
+
+
+def load_plan_json(path, schedule: LinearBetaSchedule, method: str = "lgamma") -> SamplingPlan:
+    """Read a plan JSON file (see :func:`plan_from_data`)."""
+    return plan_from_data(read_plan_file(path), schedule, method, where=path, default_name=Path(path).stem)
 
 
 def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: Optional[int] = None,
               method: str = "lgamma", clip_range: bool = False) -> SamplingPlan:
-    """Build a plan by name: a rule (with ``steps``), ``ddpm``, a preset, or a ``.json`` path.
+    """Build a plan by name: a rule (with ``steps``), ``ddpm``, a preset, a shipped learned plan
+    or a ``.json`` path (read once).
 
     ``steps`` defaults to 6 for rules; for fixed-length plans it must be None or
     equal to the plan's length.
     """
     check_choice("continuous-step method", method, CONTINUOUS_METHODS)
+    if not isinstance(name, (str, Path)):
+        raise WavefastError(f"a schedule is a name or a plan .json path, got {type(name).__name__}")
     name = str(name)
     learned = shipped_learned_plans()
     if name in learned:  # shipped learned sampler, selected by name
         name = str(learned[name])
-    if name.endswith(".json"):
-        plan = _clip_or_check(lambda: load_plan_json(name, schedule, method), schedule, method, clip_range, name)
+    if steps is not None:
+        steps = _check_steps(steps, schedule.T)
+    if name.lower().endswith(".json"):
+        data = read_plan_file(name)
+        plan = _clip_or_check(lambda: plan_from_data(data, schedule, method, where=name, default_name=Path(name).stem),
+                              schedule, method, clip_range, lambda: _raw_plan(data, Path(name).stem))
     elif name in RULE_PLANS:
         kind, spacing = name.split("-")
         S = 6 if steps is None else steps
@@ -280,25 +310,31 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
     elif name in PRESETS:
         betas, note = PRESETS[name]
         plan = _clip_or_check(lambda: plan_from_betas(schedule, betas, name, method, {"kind": "preset", "note": note}),
-                              schedule, method, clip_range, name, betas)
+                              schedule, method, clip_range, lambda: _raw_plan({"betas": betas}, name))
     else:
         allowed = ", ".join(schedule_names())
         raise WavefastError(f"unknown schedule {name!r}; allowed: {allowed}, or a path to a plan .json")
-    if steps is not None and int(steps) != len(plan):
+    if steps is not None and steps != len(plan):
         raise WavefastError(f"schedule {name!r} has {len(plan)} steps; drop --steps or pass --steps {len(plan)}")
     return plan
 
 
-def _clip_or_check(build, schedule, method, clip_range, name, betas=None) -> SamplingPlan:
+def _raw_plan(data: dict, name: str) -> SamplingPlan:
+    """The noise levels of a plan JSON object or noise list, unchecked against any model (for clipping)."""
+    if "betas" in data and "steps" not in data:
+        betas = torch.tensor(_numbers(data["betas"], "betas", name), dtype=torch.float64)
+        gamma_bar = torch.cumprod(1.0 - betas, 0)
+        return SamplingPlan(tuple(range(len(betas) - 1, -1, -1)), tuple(gamma_bar.flip(0).tolist()), name)
+    if "alpha_bar" not in data:
+        raise WavefastError(f"{name}: clipping a plan needs its 'alpha_bar' list (or 'betas')")
+    return SamplingPlan(tuple(_numbers(data["steps"], "steps", name)), tuple(_numbers(data["alpha_bar"], "alpha_bar",
+                                                                                      name)), name)
+
+
+def _clip_or_check(build, schedule, method, clip_range, raw) -> SamplingPlan:
     try:
         return build()
     except WavefastError:
         if not clip_range:
             raise
-    if betas is not None:
-        gamma_bar = torch.cumprod(1.0 - torch.tensor(betas, dtype=torch.float64), 0)
-        raw = SamplingPlan(tuple(range(len(betas) - 1, -1, -1)), tuple(gamma_bar.flip(0).tolist()), name)
-    else:
-        data = json.loads(Path(name).read_text())
-        raw = SamplingPlan(tuple(data["steps"]), tuple(data["alpha_bar"]), Path(name).stem)
-    return clip_plan_to_range(raw, schedule, method)
+    return clip_plan_to_range(raw(), schedule, method)

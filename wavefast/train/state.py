@@ -6,14 +6,13 @@ None, so a checkpoint loads with ``torch.load(path, weights_only=True)``.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import torch
+
+from ..fileio import atomic_torch_save, atomic_write_text  # noqa: F401 (one home: wavefast.fileio)
 
 
 class EMA:
@@ -89,27 +88,3 @@ def restore_rng(state: dict, generators: Optional[Dict[str, torch.Generator]] = 
         torch.cuda.set_rng_state_all(cuda)
     for name, g in (generators or {}).items():
         g.set_state(state["generators"][name])
-
-
-def atomic_torch_save(obj, path) -> Path:
-    """``torch.save`` to a temp file in the same folder, then rename onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def atomic_write_text(path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path

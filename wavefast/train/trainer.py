@@ -53,7 +53,8 @@ from ..models.diffwave import DiffWave
 from ..models.spec import ModelSpec
 from ..schedules import LinearBetaSchedule
 from .config import RESUMABLE_CHANGES, TrainConfig
-from .state import EMA, atomic_torch_save, atomic_write_text, capture_rng, restore_rng
+from ..fileio import atomic_torch_save, atomic_write_text
+from .state import EMA, capture_rng, restore_rng
 
 CHECKPOINT_FORMAT = "wavefast-train/1"
 CHECKPOINT_NAME = "checkpoint.pt"
