@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import WavefastError, check_choice
+from ..schedules.noise import LinearBetaSchedule
 
 STEP_EMBEDDINGS = ("sinusoidal", "table")
+PRIORS = ("standard", "shaped")
+FAMILIES = ("diffwave", "sourcefilter")
 MEL_FRONTENDS = ("tacotron2", "lmnt")
 
 
@@ -63,19 +66,75 @@ class DiffWaveConfig:
 
 
 @dataclass(frozen=True)
-class DiffusionSpec:
-    """Linear-beta DDPM: ``beta_t = linspace(beta_0, beta_T, T)``, steps 0 .. T-1."""
+class SourceFilterConfig:
+    """Architecture of a :class:`~wavefast.models.sourcefilter.SourceFilterDiffWave` (options in its docstring)."""
 
-    T: int
-    beta_0: float
-    beta_T: float
+    residual_channels: int = 64
+    residual_layers: int = 12
+    dilation_cycle: int = 6
+    subband_levels: int = 2
+    n_mels: int = 80
+    frame_channels: int = 128
+    frame_layers: int = 2
+    prior: str = "shaped"
+    prior_floor: float = 1e-3
+    prior_scale: float = 1.0
+    excitation: bool = True
+    harmonic_mean: bool = True
+    harmonics: int = 128
+    harmonic_channels: int = 256
+    harmonic_layers: int = 4
+    pitch_channels: int = 256
+    pitch_layers: int = 4
+    family: str = "sourcefilter"
 
     def __post_init__(self):
-        if int(self.T) < 1:
-            raise WavefastError(f"T must be >= 1, got {self.T}")
-        if not (0.0 < self.beta_0 <= self.beta_T < 1.0):
-            raise WavefastError(
-                f"need 0 < beta_0 <= beta_T < 1, got beta_0={self.beta_0}, beta_T={self.beta_T}")
+        check_choice("prior", self.prior, PRIORS)
+        for name in ("residual_channels", "residual_layers", "dilation_cycle", "n_mels", "frame_channels",
+                     "harmonics", "harmonic_channels", "pitch_channels"):
+            if int(getattr(self, name)) < 1:
+                raise WavefastError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= int(self.subband_levels) <= 4:
+            raise WavefastError(f"subband_levels must be 0..4, got {self.subband_levels}")
+        if not (self.prior_floor > 0 and self.prior_scale > 0):
+            raise WavefastError("prior_floor and prior_scale must be > 0")
+
+    # DiffWave-compatible views used by samplers, chunking and exporters
+    @property
+    def conditional(self) -> bool:
+        return True
+
+    @property
+    def skip_channels(self) -> int:
+        return self.residual_channels
+
+    @property
+    def uses_pitch(self) -> bool:
+        return self.excitation or self.harmonic_mean
+
+    @property
+    def bands(self) -> int:
+        return 2 ** self.subband_levels
+
+    def frame_receptive_field(self) -> int:
+        """Mel/F0 frames either side that reach one output frame through the frame-rate networks
+        (with F0 given), plus the next frame that interpolation reads."""
+        frames = 2 * (1 + self.frame_layers)
+        if self.harmonic_mean:
+            frames = max(frames, 2 * (1 + self.harmonic_layers))
+        return frames + 1
+
+    def receptive_field(self) -> int:
+        """Samples that reach one output sample in one network call (stack, Haar blocks and prior filter)."""
+        stack = 1 + 2 * sum(2 ** (i % self.dilation_cycle) for i in range(self.residual_layers))
+        field = stack * self.bands + self.bands
+        if self.prior == "shaped":
+            field += 2 * 2 * 512  # the envelope filter (on the input and the output) reads +-512 samples each time
+        return field
+
+
+#: the diffusion of a model is its noise schedule object
+DiffusionSpec = LinearBetaSchedule
 
 
 @dataclass(frozen=True)
@@ -116,7 +175,10 @@ class ModelSpec:
     def from_dict(cls, data: dict) -> "ModelSpec":
         try:
             data = dict(data)
-            arch = DiffWaveConfig(**data.pop("arch"))
+            arch = dict(data.pop("arch"))
+            family = arch.pop("family", "diffwave")
+            check_choice("model family", family, FAMILIES)
+            arch = SourceFilterConfig(**arch) if family == "sourcefilter" else DiffWaveConfig(**arch)
             diffusion = DiffusionSpec(**data.pop("diffusion"))
             return cls(arch=arch, diffusion=diffusion, **data)
         except (TypeError, KeyError) as exc:
