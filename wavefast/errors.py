@@ -27,9 +27,13 @@ def check_choice(name: str, value, choices) -> None:
 
 
 def short(text: str, limit: int = MAX_MESSAGE) -> str:
-    """One line of at most ``limit`` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 20] + f" ... [{len(text) - limit + 20} more characters]"
+    """One line of at most ``limit`` characters (whitespace runs collapsed)."""
+    raw = str(text)
+    line = " ".join(raw[: 4 * limit].split())
+    if len(raw) <= 4 * limit and len(line) <= limit:
+        return line
+    tail = f" ... [{len(raw)} characters in all]"
+    return line[: limit - len(tail)] + tail
 
 
 def debug_enabled(args=None) -> bool:

@@ -51,9 +51,18 @@ def read_audio(path, target_sr: Optional[int] = None, *, announce: bool = False)
 
     path = _check_readable(path)
     try:
+        info = sf.info(str(path))
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError with a reason
-        raise WavefastError(f"cannot read audio file {path}: {exc}") from None
+        raise WavefastError(f"cannot read audio file {path}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+    if info.frames > 0 and audio.shape[0] < info.frames:
+        raise WavefastError(f"audio file {path} is truncated: its header promises {info.frames} samples, "
+                            f"{audio.shape[0]} are there")
+    if info.format == "WAV" and info.frames > 0:
+        expected = _wav_data_bytes(path)
+        if expected is not None and expected[0] < expected[1]:
+            raise WavefastError(f"audio file {path} is truncated: its header promises {expected[1]} bytes of "
+                                f"samples, {expected[0]} are there")
     audio = audio.mean(axis=1)
     if audio.size == 0:
         raise WavefastError(f"audio file is empty: {path}")
@@ -65,6 +74,29 @@ def read_audio(path, target_sr: Optional[int] = None, *, announce: bool = False)
         audio = resample(audio, sr, target_sr)
         sr = target_sr
     return audio.astype(np.float32), int(sr)
+
+
+def _wav_data_bytes(path: Path):
+    """(bytes present, bytes promised) of a RIFF WAV's data chunk, or None if it cannot be told."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            offset = 12
+            while offset + 8 <= size:
+                f.seek(offset)
+                chunk = f.read(8)
+                length = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    if length in (0, 0xFFFFFFFF):  # streamed WAVs leave it unset
+                        return None
+                    return max(0, size - offset - 8), length
+                offset += 8 + length + (length & 1)
+    except OSError:
+        return None
+    return None
 
 
 def load_mel(path) -> torch.Tensor:
@@ -81,9 +113,14 @@ def load_mel(path) -> torch.Tensor:
     except WavefastError:
         raise
     except Exception as exc:
-        raise WavefastError(f"cannot read mel file {path}: {exc}") from None
+        detail = "a pickle that is not a plain tensor" if "Weights only load failed" in str(exc) else \
+            (str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+        raise WavefastError(f"cannot read mel file {path}: {detail}; expected a float array (n_mels, frames) "
+                            "saved with numpy.save or torch.save") from None
     if not torch.is_tensor(mel):
         raise WavefastError(f"mel file {path} holds a {type(mel).__name__}, expected a tensor (n_mels, frames)")
+    if mel.is_complex() or mel.dtype == torch.bool:
+        raise WavefastError(f"mel in {path} is {str(mel.dtype).replace('torch.', '')}; a mel holds real numbers")
     mel = mel.float()
     if mel.dim() == 3 and mel.shape[0] == 1:
         mel = mel[0]

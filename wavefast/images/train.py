@@ -105,11 +105,6 @@ def _lr_at(config: ImageTrainConfig, step: int) -> float:
     return config.lr * min(1.0, (step + 1) / max(config.warmup_steps, 1))
 
 
-def _noised(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    a = alpha_bar[t].float().view(-1, 1, 1, 1)
-    return a.sqrt() * x0 + (1.0 - a).sqrt() * eps
-
-
 class ImageTrainer:
     """Holds the model, EMA, optimiser and data; :meth:`run` trains until a budget is spent."""
 
@@ -139,7 +134,8 @@ class ImageTrainer:
         self.ema = EMA(self.model, config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.alpha_bar = LinearBetaSchedule.from_spec(self.spec.diffusion).alpha_bar_discrete.to(self.device)
+        self.schedule = LinearBetaSchedule.from_spec(self.spec.diffusion)
+        self.alpha_bar = self.schedule.alpha_bar_discrete.to(self.device)
         self.step = 0
         self.train_seconds = 0.0
         checkpoint = self.out / CHECKPOINT_NAME
@@ -192,7 +188,7 @@ class ImageTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(self.config, self.step)
         self.model.train()
-        per_item = (self.model(_noised(x0, t, eps, self.alpha_bar), t.float()) - eps).square().flatten(1).mean(1)
+        per_item = (self.model(self.schedule.add_noise(x0, t, eps), t.float()) - eps).square().flatten(1).mean(1)
         gamma = _snr_gamma(self.config.loss_weighting)
         if gamma is None:
             loss = per_item.mean()
@@ -210,13 +206,14 @@ class ImageTrainer:
     @torch.no_grad()
     def validation_loss(self, model: DDPMUNet) -> float:
         model.eval()
-        x_t = _noised(self.val_x0, self.val_t.to(self.device), self.val_eps, self.alpha_bar)
+        x_t = self.schedule.add_noise(self.val_x0, self.val_t.to(self.device), self.val_eps)
         losses = [F.mse_loss(model(x_t[i:i + 64], self.val_t[i:i + 64].float().to(self.device)),
                              self.val_eps[i:i + 64], reduction="sum") for i in range(0, len(x_t), 64)]
         return float(sum(losses) / self.val_eps.numel())
 
     def _sample_grid(self, model: DDPMUNet) -> None:
-        from .generate import generate_images, save_grid
+        from .generate import generate_images
+        from .png import save_grid
 
         images = generate_images(model, 16, steps=20, schedule="step-quadratic", kappa=0.0, seed=0)
         save_grid(images, self.out / "samples" / f"step_{self.step:07d}.png", nrow=4)

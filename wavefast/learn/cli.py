@@ -53,10 +53,10 @@ def learn_sampler(model, data_path, *, method: str, steps: int, output, resume: 
 
     check_choice("learning method", method, METHODS)
     kappa = check_kappa(kappa)
-    output = Path(output)
-    if output.suffix.lower() != ".json":
-        raise WavefastError(f"-o must name a .json file, got {output}")
-    state_path = state_path_for(output)
+    from ..fileio import check_output
+
+    output = check_output(output, (".json",), [data_path], what="learned-plan output")  # before any work
+    state_path = check_output(state_path_for(output), (".pt",), [data_path], what="learner state")
     if resume and not state_path.is_file():
         raise WavefastError(f"nothing to resume: {state_path} does not exist (drop --resume to start a run)")
     if not resume and state_path.is_file():

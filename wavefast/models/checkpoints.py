@@ -14,6 +14,7 @@ allowed is a data-only stand-in for lmnt's ``diffwave.params.AttrDict`` (a dict)
 
 from __future__ import annotations
 
+import collections
 import json
 import pickle
 import re
@@ -34,11 +35,17 @@ KNOWN_LAYOUTS = ("philsyn (FastDPM / philsyn DiffWave .pkl)", "lmnt (lmnt-com/di
 
 
 class AttrDict(dict):
-    """Data-only stand-in for ``diffwave.params.AttrDict`` found in older lmnt checkpoints."""
+    """Data-only stand-in for ``diffwave.params.AttrDict`` found in older lmnt checkpoints.
+
+    The only class torch's weights-only unpickler is allowed to build besides its own: it can
+    hold data and nothing else (``__setstate__`` copies dict entries; no attribute is set).
+    """
 
     def __setstate__(self, state):
         if isinstance(state, dict):
-            self.update(state)
+            for key, value in state.items():
+                if isinstance(key, str):
+                    dict.__setitem__(self, key, value)
 
 
 AttrDict.__module__ = "diffwave.params"
@@ -46,22 +53,41 @@ AttrDict.__qualname__ = "AttrDict"
 
 
 # --- reading files ---------------------------------------------------------------------
-class _AllowListUnpickler(pickle.Unpickler):
-    """Reads a torch zip checkpoint's ``data.pkl`` resolving only allow-listed globals.
+MAX_MEMBER_BYTES = 4 << 30  # refuse archive members larger than this (a crafted size, or a zip bomb)
 
-    Used for lmnt files whose ``params`` is a pickled ``diffwave.params.AttrDict``
-    (a dict subclass, which torch's weights-only unpickler cannot fill). Every
-    other global raises, so no code from the file can run.
+
+_CONTAINERS = (dict, collections.OrderedDict, AttrDict)  # the only types SETITEM(S) may fill
+
+
+class _DataUnpickler(pickle._Unpickler):
+    """A pure-Python unpickler for torch zip files that can build data and nothing else.
+
+    Used only for lmnt files whose ``params`` is a ``diffwave.params.AttrDict`` (a dict subclass
+    that torch's weights-only unpickler refuses to fill). Rules:
+
+    - GLOBAL / STACK_GLOBAL resolve only ``torch._utils._rebuild_tensor_v2`` /
+      ``_rebuild_parameter``, ``collections.OrderedDict``, torch's storage types and the
+      data-only :class:`AttrDict` stand-in;
+    - REDUCE calls only the two rebuild functions and OrderedDict; NEWOBJ instantiates only
+      AttrDict and OrderedDict; OBJ, INST, NEWOBJ_EX and the extension registry are refused;
+    - BUILD acts only on AttrDict instances (through its data-only ``__setstate__``) and sets
+      only ``_metadata`` on an OrderedDict made by this file; SETITEM(S) / APPEND(S) act only on
+      dicts and lists made by this file. No opcode can touch an object of the running process
+      (a function's ``__defaults__``, a class, a module), which is how a refused checkpoint once
+      negated every tensor loaded afterwards.
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file, archive, prefix):
         super().__init__(file)
         self.archive, self.prefix = archive, prefix
+        self._made = set()  # ids of containers this file created
 
     def find_class(self, module, name):
         allowed = {("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
                    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-                   ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+                   ("collections", "OrderedDict"): collections.OrderedDict,
                    ("diffwave.params", "AttrDict"): AttrDict}
         if (module, name) in allowed:
             return allowed[(module, name)]
@@ -70,44 +96,161 @@ class _AllowListUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"GLOBAL {module}.{name} is not on the allow-list")
 
     def persistent_load(self, pid):
-        kind, storage_type, key, _location, _numel = pid
-        if kind != "storage":
-            raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
-        raw = self.archive.read(f"{self.prefix}/data/{key}")
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError("unknown persistent id")
+        _, storage_type, key, _location, _numel = pid
+        if not (isinstance(storage_type, type) and hasattr(storage_type, "dtype")):
+            raise pickle.UnpicklingError("persistent id names no storage type")
+        info = self.archive.getinfo(f"{self.prefix}/data/{key}")
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise pickle.UnpicklingError(f"storage {key} claims {info.file_size} bytes")
+        raw = self.archive.read(info)
         untyped = torch.UntypedStorage.from_buffer(raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=storage_type.dtype, _internal=True)
 
+    def _mine(self, obj) -> bool:
+        return id(obj) in self._made
 
-def _load_with_allow_list(path: Path):
+    def _push_made(self, obj):
+        self._made.add(id(obj))
+        self.append(obj)
+
+    def load_empty_dictionary(self):
+        self._push_made({})
+
+    def load_empty_list(self):
+        self._push_made([])
+
+    def load_dict(self):
+        items = self.pop_mark()
+        self._push_made({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+    def load_list(self):
+        self._push_made(self.pop_mark())
+
+    def load_reduce(self):
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if func not in (torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, collections.OrderedDict):
+            raise pickle.UnpicklingError("REDUCE of a callable that is not a tensor rebuild")
+        if not isinstance(args, tuple):
+            raise pickle.UnpicklingError("REDUCE arguments are not a tuple")
+        result = func(*args)
+        if isinstance(result, dict):
+            self._made.add(id(result))
+        self.stack[-1] = result
+
+    def load_newobj(self):
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if cls not in (AttrDict, collections.OrderedDict) or not isinstance(args, tuple) or args:
+            raise pickle.UnpicklingError("NEWOBJ of a class other than AttrDict / OrderedDict")
+        self._push_made(cls.__new__(cls))
+
+    def load_build(self):
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, AttrDict) and self._mine(inst) and isinstance(state, dict):
+            inst.__setstate__(state)
+        elif type(inst) is collections.OrderedDict and self._mine(inst) and isinstance(state, dict) \
+                and set(state) <= {"_metadata"}:
+            inst._metadata = state.get("_metadata")
+        else:
+            raise pickle.UnpicklingError(f"BUILD on a {type(inst).__name__} is not allowed")
+
+    def load_setitem(self):
+        value = self.stack.pop()
+        key = self.stack.pop()
+        target = self.stack[-1]
+        if not (type(target) in _CONTAINERS and self._mine(target)):
+            raise pickle.UnpicklingError("SETITEM on an object this file did not create")
+        target[key] = value
+
+    def load_setitems(self):
+        items = self.pop_mark()
+        target = self.stack[-1]
+        if not (type(target) in _CONTAINERS and self._mine(target)):
+            raise pickle.UnpicklingError("SETITEMS on an object this file did not create")
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def load_append(self):
+        value = self.stack.pop()
+        target = self.stack[-1]
+        if not (type(target) is list and self._mine(target)):
+            raise pickle.UnpicklingError("APPEND on an object this file did not create")
+        target.append(value)
+
+    def load_appends(self):
+        items = self.pop_mark()
+        target = self.stack[-1]
+        if not (type(target) is list and self._mine(target)):
+            raise pickle.UnpicklingError("APPENDS on an object this file did not create")
+        target.extend(items)
+
+    def _refuse(self):
+        raise pickle.UnpicklingError("opcode not allowed in a weights file (OBJ, INST, NEWOBJ_EX, EXT)")
+
+    for _code, _name in ((pickle.EMPTY_DICT, "load_empty_dictionary"), (pickle.EMPTY_LIST, "load_empty_list"),
+                         (pickle.DICT, "load_dict"), (pickle.LIST, "load_list"), (pickle.REDUCE, "load_reduce"),
+                         (pickle.NEWOBJ, "load_newobj"), (pickle.BUILD, "load_build"),
+                         (pickle.SETITEM, "load_setitem"), (pickle.SETITEMS, "load_setitems"),
+                         (pickle.APPEND, "load_append"), (pickle.APPENDS, "load_appends"),
+                         (pickle.OBJ, "_refuse"), (pickle.INST, "_refuse"), (pickle.NEWOBJ_EX, "_refuse"),
+                         (pickle.EXT1, "_refuse"), (pickle.EXT2, "_refuse"), (pickle.EXT4, "_refuse")):
+        dispatch[_code[0]] = locals()[_name]
+    del _code, _name
+
+
+def _load_data_only(path: Path):
     import io
     import zipfile
 
     with zipfile.ZipFile(path) as archive:
-        pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
-        prefix = pkl[: -len("/data.pkl")]
-        return _AllowListUnpickler(io.BytesIO(archive.read(pkl)), archive, prefix).load()
+        names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        if len(names) != 1:
+            raise pickle.UnpicklingError("not a torch zip checkpoint (one */data.pkl expected)")
+        info = archive.getinfo(names[0])
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise pickle.UnpicklingError("data.pkl is too large")
+        prefix = names[0][: -len("/data.pkl")]
+        return _DataUnpickler(io.BytesIO(archive.read(info)), archive, prefix).load()
 
 
 def safe_torch_load(path: Path):
-    """torch.load with weights_only=True and the explicit allow-list above."""
+    """Load a pickled checkpoint as data only; every failure is one WavefastError naming the file.
+
+    Torch's own weights-only unpickler first; files whose only obstacle is lmnt's
+    ``diffwave.params.AttrDict`` go through :class:`_DataUnpickler`. Neither can run code or
+    change the running process.
+    """
+    path = Path(path)
     try:
         try:
             return torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             if "diffwave.params.AttrDict" not in str(exc):
                 raise
-            return _load_with_allow_list(path)
+            return _load_data_only(path)
     except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():
-            raise WavefastError(f"cannot read checkpoint {path}: not a checkpoint in a known layout "
-                                f"({'; '.join(KNOWN_LAYOUTS)})") from None
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f" (it references {found.group(1)})" if found else ""
-        raise WavefastError(f"{path} needs code to load{what}; wavefast never unpickles code. "
-                            "Re-save the weights as a plain state dict, or convert them where the code is trusted") from None
-    except Exception as exc:
+        text = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found or "global" in text.lower():
+            what = f" (it references {found.group(1)})" if found else ""
+            raise WavefastError(f"{path} needs code to load{what}; wavefast never unpickles code. Re-save the "
+                                "weights as a plain state dict, or convert them where the code is trusted") from None
+        raise WavefastError(f"cannot read checkpoint {path}: not a weights file in a known layout "
+                            f"({'; '.join(KNOWN_LAYOUTS)}); refused: {text.splitlines()[0][:160] if text else ''}"
+                            ) from None
+    except MemoryError:
+        raise WavefastError(f"cannot read checkpoint {path}: it asks for more memory than there is") from None
+    except WavefastError:
+        raise
+    except Exception as exc:  # zip, storage and size errors from a damaged or crafted file
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise WavefastError(f"cannot read checkpoint {path}: not a checkpoint in a known layout "
-                            f"({'; '.join(KNOWN_LAYOUTS)}): {exc}") from None
+                            f"({'; '.join(KNOWN_LAYOUTS)}) ({type(exc).__name__}{': ' + first if first else ''})"
+                            ) from None
 
 
 def _strip_prefix(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -304,11 +447,19 @@ def save_native(model, path, dtype: torch.dtype = torch.float16, extra_metadata:
 
 
 def _load_native(path: Path):
-    state, metadata = read_safetensors(path)
+    state, metadata = read_safetensors(path, "checkpoint")
     if "wavefast_spec" not in metadata:
         raise WavefastError(f"{path} is a safetensors file without wavefast metadata (no 'wavefast_spec'); "
                             "convert it with 'wavefast convert' from its original layout")
-    return state, ModelSpec.from_dict(json.loads(metadata["wavefast_spec"]))
+    try:
+        data = json.loads(metadata["wavefast_spec"])
+    except ValueError as exc:
+        raise WavefastError(f"{path}: metadata 'wavefast_spec' is not valid JSON ({exc})") from None
+    try:
+        spec = ModelSpec.from_dict(data)
+    except WavefastError as exc:
+        raise WavefastError(f"{path}: metadata 'wavefast_spec': {exc}") from None
+    return state, spec
 
 
 # --- public entry points ----------------------------------------------------------------
@@ -324,6 +475,17 @@ def read_checkpoint(path, preset: Optional[str] = None, config: Optional[str] = 
         return state, spec
     obj = safe_torch_load(path)
     layout = detect_layout(obj)
+    try:
+        return _adapt(obj, layout, path, preset, config)
+    except WavefastError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as exc:
+        raise WavefastError(f"{path}: a {layout} checkpoint with missing or malformed entries "
+                            f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _adapt(obj, layout: str, path: Path, preset, config):
+    """(our state dict, spec) of a loaded philsyn or lmnt pickle."""
     if layout == "philsyn":
         state = _strip_prefix(obj.get("model_state_dict", obj))
         config_json = Path(config) if config else path.parent / "config.json"
@@ -352,10 +514,16 @@ def load_model(path, preset: Optional[str] = None, config: Optional[str] = None,
     """
     state, spec = read_checkpoint(path, preset, config)
     model = build_model(spec)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise WavefastError(f"checkpoint {path} does not match a {spec.name} network: missing {missing[:4]}, "
-                            f"unexpected {unexpected[:4]}")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        raise WavefastError(f"checkpoint {path} does not match its {spec.name} network: missing {missing[:3]}, "
+                            f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]} (a damaged file, or a spec that "
+                            "contradicts the weights)")
+    model.load_state_dict(state, strict=False)
     model = model.eval()
     if dtype is not None:
         model = model.to(dtype=dtype)

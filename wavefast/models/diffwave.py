@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import WavefastError
 from .spec import DiffWaveConfig, ModelSpec
 
 STEP_EMBED_IN = 128
@@ -117,6 +118,9 @@ class DiffWave(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         cfg = spec.arch
+        if cfg.conditional and spec.hop_length != UPSAMPLE_STRIDE ** 2:
+            raise WavefastError(f"the spec says hop {spec.hop_length} but DiffWave's mel upsampler makes "
+                                f"{UPSAMPLE_STRIDE ** 2} samples per frame; the spec contradicts the network")
         self.spec = spec
         self.config = cfg
         self.input_conv = nn.Conv1d(1, cfg.residual_channels, 1)

@@ -18,6 +18,40 @@ STEP_EMBEDDINGS = ("sinusoidal", "table")
 PRIORS = ("standard", "shaped")
 FAMILIES = ("diffwave", "sourcefilter")
 MEL_FRONTENDS = ("tacotron2", "lmnt")
+MAX_CHANNELS, MAX_LAYERS = 4096, 512  # far above any published network; bigger values are a damaged spec
+
+
+def check_fields(obj) -> None:
+    """Every field of a spec dataclass has its annotated type (ints are not bools or floats) and
+    the size fields stay in sane ranges; WavefastError naming the field otherwise."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        where = f"{type(obj).__name__}.{f.name}"
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise WavefastError(f"{where} must be a whole number, got {value!r}")
+            if value > (MAX_LAYERS if "layers" in f.name or "cycle" in f.name else 10 ** 8):
+                raise WavefastError(f"{where} = {value} is implausibly large")
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise WavefastError(f"{where} must be a number, got {value!r}")
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise WavefastError(f"{where} must be true or false, got {value!r}")
+        elif kind == "str":
+            if not isinstance(value, str):
+                raise WavefastError(f"{where} must be a string, got {value!r}")
+        elif kind == "Optional[str]":
+            if value is not None and not isinstance(value, str):
+                raise WavefastError(f"{where} must be a string or null, got {value!r}")
+        elif kind == "dict":
+            if not isinstance(value, dict):
+                raise WavefastError(f"{where} must be an object, got {type(value).__name__}")
+    for name in ("residual_channels", "skip_channels", "frame_channels", "harmonic_channels", "pitch_channels"):
+        if hasattr(obj, name) and getattr(obj, name) > MAX_CHANNELS:
+            raise WavefastError(f"{type(obj).__name__}.{name} = {getattr(obj, name)} is implausibly large "
+                                f"(> {MAX_CHANNELS})")
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,7 @@ class DiffWaveConfig:
     embedding_table_size: int = 0  # rows of the "table" embedding (= T)
 
     def __post_init__(self):
+        check_fields(self)
         check_choice("step embedding", self.step_embedding, STEP_EMBEDDINGS)
         for name in ("residual_channels", "skip_channels", "residual_layers", "dilation_cycle"):
             if int(getattr(self, name)) < 1:
@@ -89,6 +124,7 @@ class SourceFilterConfig:
     family: str = "sourcefilter"
 
     def __post_init__(self):
+        check_fields(self)
         check_choice("prior", self.prior, PRIORS)
         for name in ("residual_channels", "residual_layers", "dilation_cycle", "n_mels", "frame_channels",
                      "harmonics", "harmonic_channels", "pitch_channels"):
@@ -152,10 +188,17 @@ class ModelSpec:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
+        if not isinstance(self.arch, (DiffWaveConfig, SourceFilterConfig)):
+            raise WavefastError(f"ModelSpec.arch must be an architecture config, got {type(self.arch).__name__}")
+        if not isinstance(self.diffusion, LinearBetaSchedule):
+            raise WavefastError(f"ModelSpec.diffusion must be a noise schedule, got {type(self.diffusion).__name__}")
+        check_fields(self)
         if self.arch.conditional:
             check_choice("mel front end", self.mel_frontend, MEL_FRONTENDS)
-        if self.sample_rate <= 0 or self.hop_length <= 0 or self.segment_length <= 0:
-            raise WavefastError("sample_rate, hop_length and segment_length must be positive")
+        if not (0 < self.sample_rate <= 384000):
+            raise WavefastError(f"sample_rate must lie in (0, 384000] Hz, got {self.sample_rate}")
+        if self.hop_length <= 0 or self.segment_length <= 0:
+            raise WavefastError("hop_length and segment_length must be positive")
 
     @property
     def n_mels(self) -> int:
@@ -173,6 +216,9 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
+        if not isinstance(data, dict) or not isinstance(data.get("arch"), dict) or \
+                not isinstance(data.get("diffusion"), dict):
+            raise WavefastError("malformed model spec: expected an object with 'arch' and 'diffusion' objects")
         try:
             data = dict(data)
             arch = dict(data.pop("arch"))

@@ -116,11 +116,24 @@ def _train_config(args):
         saved = out / "config.json"
         if not saved.is_file():
             raise WavefastError(f"nothing to resume: {saved} does not exist")
-        base = TrainConfig.from_dict(json.loads(saved.read_text(encoding="utf-8"))["config"])
+        try:
+            stored = json.loads(saved.read_text(encoding="utf-8"))["config"]
+            base = TrainConfig.from_dict(stored)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, WavefastError):
+                raise WavefastError(f"{saved}: {exc}") from None
+            raise WavefastError(f"cannot read the run's settings {saved} ({type(exc).__name__}: {exc}); it is not "
+                                "a wavefast training config") from None
+        if not args.data and not Path(base.pack).is_file():
+            found = _find_pack(base.pack, out)
+            if found is None:
+                raise WavefastError(f"the run's pack {base.pack} is not found (from here or from {out}); pass "
+                                    "--data PACK.npz to say where it is now")
+            train_overrides["pack"] = found
         if args.data:
             if len(args.data) != 1 or not _is_pack(args.data[0]):
                 raise WavefastError("with --resume, --data may only name the run's .npz pack (moved)")
-            train_overrides["pack"] = args.data[0]
+            train_overrides["pack"] = str(Path(args.data[0]).resolve())
         if args.preset or any(v is not None for v in model_overrides.values()):
             raise WavefastError("the model of a resumed run cannot change; drop --preset and the model flags")
         return base.replace(out=str(out), **train_overrides)
@@ -143,7 +156,19 @@ def _train_config(args):
                                clip_samples=0 if model.conditional else model.segment_samples,
                                **_pack_options(args))
         _report(summary)
-    return TrainConfig(pack=str(pack_path), out=str(out), model=model, **train_overrides)
+    # absolute, so that --resume works from any working directory
+    return TrainConfig(pack=str(Path(pack_path).resolve()), out=str(out), model=model, **train_overrides)
+
+
+def _find_pack(pack: str, run_dir: Path) -> Optional[str]:
+    """A relative pack path of an older run, looked up next to the run folder and its parents."""
+    path = Path(pack)
+    if path.is_absolute():
+        return None
+    for base in (run_dir, *run_dir.resolve().parents):
+        if (base / path).is_file():
+            return str((base / path).resolve())
+    return None
 
 
 def run_train(args) -> int:

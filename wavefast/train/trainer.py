@@ -121,8 +121,7 @@ class Trainer:
         self.model = model.to(self.device).train()
         self.ema = EMA(self.model, config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        schedule = LinearBetaSchedule.from_spec(self.spec.diffusion)
-        self.alpha_bar = schedule.alpha_bar_discrete.to(self.device, torch.float32)
+        self.schedule = LinearBetaSchedule.from_spec(self.spec.diffusion)
         self.data = SegmentBatches(self.pack, mc.segment_samples, seed=config.seed,
                                    mel_frontend=mc.mel_frontend if mc.conditional else None,
                                    n_mels=mc.n_mels, hop_length=self.spec.hop_length)
@@ -252,8 +251,7 @@ class Trainer:
         mel = mel.to(self.device) if mel is not None else None
         t = torch.randint(0, self.spec.diffusion.T, (x0.shape[0],), device=self.device, generator=self.noise)
         eps = torch.randn(x0.shape, device=self.device, generator=self.noise)
-        abar = self.alpha_bar[t].view(-1, 1, 1)
-        x_t = abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
+        x_t = self.schedule.add_noise(x0, t, eps)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             pred = self.model(x_t, t.float(), mel)
         pred = pred.float()
