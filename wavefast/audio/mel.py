@@ -98,6 +98,12 @@ def _filterbank(name: str, sample_rate: int, n_fft: int, n_mels: int, f_min: flo
     return torch.from_numpy(make(sample_rate, n_fft, n_mels, f_min, f_max)).float()
 
 
+def frontend_filterbank(frontend: str, sample_rate: int, n_mels: int = 80, hop_length: int = 256) -> torch.Tensor:
+    """The (n_mels, n_fft/2 + 1) float32 filterbank a front end multiplies |STFT| with."""
+    spec = frontend_spec(frontend, sample_rate, hop_length)
+    return _filterbank(spec.mel_scale, int(sample_rate), spec.n_fft, n_mels, spec.f_min, spec.f_max)
+
+
 def mel_spectrogram(audio, frontend: str, sample_rate: int, n_mels: int = 80, hop_length: int = 256) -> torch.Tensor:
     """Log-mel spectrogram of ``audio`` (L,) or (B, L) in the named front end's format."""
     spec = frontend_spec(frontend, sample_rate, hop_length)

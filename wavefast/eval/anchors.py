@@ -38,11 +38,11 @@ def griffin_lim(log_mel, sample_rate: int = 22050, iterations: int = 32, seed: i
     """Waveform (frames * 256,) float32 from a tacotron2 log-mel (80, frames) (the last hop is zeros)."""
     import librosa
 
-    from ..audio.mel import _filterbank, frontend_spec
+    from ..audio.mel import frontend_filterbank, frontend_spec
 
     mel = np.exp(np.asarray(torch.as_tensor(log_mel, dtype=torch.float32).numpy(), dtype=np.float64))
     spec = frontend_spec("tacotron2", sample_rate)
-    fb = _filterbank(spec.mel_scale, sample_rate, spec.n_fft, mel.shape[0], spec.f_min, spec.f_max).double().numpy()
+    fb = frontend_filterbank("tacotron2", sample_rate, mel.shape[0]).double().numpy()
     magnitude = librosa.util.nnls(fb, mel)
     frames = mel.shape[1]
     audio = librosa.griffinlim(magnitude, n_iter=iterations, hop_length=spec.hop_length, win_length=spec.win_length,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..audio.mel import _filterbank, frontend_spec
+from ..audio.mel import frontend_filterbank, frontend_spec
 
 FILTER_FFT = 512
 WHITE_NOISE_MAGNITUDE = math.sqrt(math.pi * 384.0) / 2.0  # E|STFT| of unit white noise, Hann 1024 (Rayleigh mean)
@@ -39,7 +39,7 @@ WHITE_NOISE_MAGNITUDE = math.sqrt(math.pi * 384.0) / 2.0  # E|STFT| of unit whit
 def _envelope_matrix(sample_rate: int, n_mels: int, frontend: str, n_fft_filter: int) -> torch.Tensor:
     """(n_fft_filter/2 + 1, n_mels): mel magnitudes -> linear-bin envelope (see module docstring)."""
     spec = frontend_spec(frontend, sample_rate)
-    fb = _filterbank(spec.mel_scale, int(sample_rate), spec.n_fft, n_mels, spec.f_min, spec.f_max).double().numpy()
+    fb = frontend_filterbank(frontend, int(sample_rate), n_mels).double().numpy()
     band_mass = fb.sum(1, keepdims=True)  # (n_mels, 1): white noise of mean magnitude c gives mel = c * mass
     cover = fb.sum(0)  # (bins,)
     weights = np.where(cover[None, :] > 0, fb / np.maximum(cover[None, :], 1e-12), 0.0)  # (n_mels, bins)
