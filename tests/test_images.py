@@ -387,7 +387,7 @@ def test_image_model_runs_through_the_shared_sampler_and_is_batch_independent():
 def test_png_round_trip(tmp_path, monkeypatch, channels, pillow):
     import sys
 
-    from wavefast.images.generate import read_png, write_png
+    from wavefast.images.png import read_png, write_png
 
     if pillow:
         pytest.importorskip("PIL")
@@ -399,7 +399,8 @@ def test_png_round_trip(tmp_path, monkeypatch, channels, pillow):
 
 
 def test_grid_layout():
-    from wavefast.images.generate import make_grid, output_paths
+    from wavefast.images.generate import output_paths
+    from wavefast.images.png import make_grid
 
     grid = make_grid(np.zeros((5, 4, 4, 1), np.uint8), padding=2)
     assert grid.shape == (2 + 2 * 6, 2 + 3 * 6, 1)  # ceil(sqrt(5)) = 3 per row, 2 rows
@@ -412,7 +413,7 @@ def test_grid_layout():
 # ==== CLI ======================================================================================================
 def test_cli_generate_writes_images_and_grid_and_resumes(tmp_path, capsys):
     from wavefast.cli import main
-    from wavefast.images.generate import read_png
+    from wavefast.images.png import read_png
 
     checkpoint = save_image_model(tiny_image_model(), tmp_path / "img.safetensors")
     grid = tmp_path / "out" / "grid.png"
@@ -435,8 +436,9 @@ def test_cli_generate_writes_images_and_grid_and_resumes(tmp_path, capsys):
 def test_cli_eval_images_with_given_classifier(tmp_path, capsys):
     from wavefast.cli import main
     from wavefast.eval.metrics import save_stats
-    from wavefast.images.eval import ClassifierConfig, ImageClassifier, classifier_reference_stats, save_classifier
-    from wavefast.images.generate import write_png
+    from wavefast.images.classifier import (ClassifierConfig, ImageClassifier, classifier_reference_stats,
+                                            save_classifier)
+    from wavefast.images.png import write_png
 
     torch.manual_seed(0)
     classifier = ImageClassifier(ClassifierConfig(widths=(8, 8), feature_dim=8)).eval()
@@ -462,7 +464,7 @@ def test_cli_eval_images_with_given_classifier(tmp_path, capsys):
 def test_inception_fid_code_path_with_random_stand_in_weights(tmp_path):
     """The real FID Inception weights are the user's to supply; random weights in the same
     layout exercise loading (pytorch-fid key names, fc ignored) and the 2048-d features."""
-    from wavefast.images.eval import FIDInception, inception_reference_stats, load_fid_inception
+    from wavefast.images.inception import FIDInception, inception_reference_stats, load_fid_inception
 
     torch.manual_seed(0)
     state = FIDInception().state_dict()
@@ -516,7 +518,7 @@ def test_unknown_dataset_is_refused():
 def test_shipped_image_model_and_classifier():
     from wavefast.images.cli import SHIPPED_IMAGE_MODEL
     from wavefast.images.data import available_datasets, load_images
-    from wavefast.images.eval import DEFAULT_CLASSIFIER, DEFAULT_STATS, classify_images, load_classifier
+    from wavefast.images.classifier import DEFAULT_CLASSIFIER, DEFAULT_STATS, classify_images, load_classifier
     from wavefast.images.generate import generate_images
 
     if not SHIPPED_IMAGE_MODEL.is_file():
@@ -590,7 +592,7 @@ def test_generate_recipe_composes_and_runs(tmp_path):
 
 # ==== sweep and KID ==================================================================================================
 def test_kernel_distance_is_near_zero_for_one_distribution_and_grows_with_a_shift():
-    from wavefast.images.eval import kernel_distance
+    from wavefast.eval.metrics import kernel_distance
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(400, 8))
@@ -602,12 +604,12 @@ def test_kernel_distance_is_near_zero_for_one_distribution_and_grows_with_a_shif
 
 def test_sweep_splits_work_between_workers_and_summarises_at_equal_n(tmp_path):
     from wavefast.eval.metrics import feature_stats
-    from wavefast.images.eval import (ClassifierConfig, ImageClassifier, _assign, fastdpm_sweep_settings,
-                                      run_sweep, summarize_sweep, sweep_table)
+    from wavefast.images.classifier import ClassifierConfig, ImageClassifier
+    from wavefast.images.sweep import _assign, fastdpm_sweep_settings, run_sweep, summarize_sweep, sweep_table
 
     full = fastdpm_sweep_settings()
     assert len(full) == 33 and full[0].steps is None
-    from wavefast.images.eval import clip_study_settings
+    from wavefast.images.sweep import clip_study_settings
 
     study = clip_study_settings()
     assert len(study) == 24 and study[-1].label == "var-quadratic_S20_kappa1_clipx0"
@@ -628,7 +630,7 @@ def test_sweep_splits_work_between_workers_and_summarises_at_equal_n(tmp_path):
     assert (tmp_path / "grids" / "var-quadratic_S2_kappa0.png").is_file()
     assert "| STEP LINEAR | 0 |" in sweep_table(summary, "fid") and "KID" in sweep_table(summary, "kid_x1000")
     # FastDPM's STEP-quadratic rule repeats small integer steps at S = 50 on T = 1000: reported as n/a
-    from wavefast.images.eval import SweepSetting, valid_settings
+    from wavefast.images.sweep import SweepSetting, valid_settings
 
     good, skipped = valid_settings(model, [SweepSetting("step-quadratic", 50, 0.0),
                                            SweepSetting("var-linear", 50, 0.0)])
@@ -639,7 +641,7 @@ def test_sweep_splits_work_between_workers_and_summarises_at_equal_n(tmp_path):
 
 
 def classify_images_features(classifier, pixels):
-    from wavefast.images.eval import classify_images
+    from wavefast.images.classifier import classify_images
 
     return classify_images(classifier, pixels)[1]
 
@@ -657,3 +659,63 @@ def test_clip_denoised_adapter_keeps_x0_in_range_and_is_exact_without_clipping()
     t = torch.full((2,), float(plan.steps[2]))
     small = lambda x, t: 0.01 * torch.ones_like(x)  # noqa: E731  (x0 stays inside [-1, 1]: no change)
     assert torch.allclose(clip_denoised(small, plan)(x, t), small(x, t), atol=1e-5)
+
+
+# ==== one job per module ===========================================================================================
+def test_old_image_eval_names_are_the_new_modules_objects():
+    import wavefast.eval
+    from wavefast.eval import metrics
+    from wavefast.images import classifier, eval as old, folders, inception, sweep, train_classifier
+    from wavefast.models import default_models
+
+    homes = (classifier, folders, inception, sweep, train_classifier, metrics, default_models)
+    for name in old.__all__:  # every old name is re-exported, none is defined there
+        assert any(vars(home).get(name) is getattr(old, name) for home in homes), name
+    assert wavefast.eval.kernel_distance is metrics.kernel_distance
+    assert classifier.DEFAULT_CLASSIFIER == default_models.default_path("image-classifier")
+
+
+def test_image_modules_import_without_a_circle():
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "wavefast" / "images"
+    graph = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        graph[path.stem] = deps
+
+    def reaches(start, target, seen=()):
+        return any(d == target or (d not in seen and reaches(d, target, seen + (d,))) for d in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m)] == []
+
+
+def test_cli_sweep_images_runs_one_workers_share_and_resumes(tmp_path, capsys):
+    from wavefast.cli import main
+    from wavefast.images.sweep import _assign, clip_study_settings
+
+    checkpoint = save_image_model(tiny_image_model(resolution=28), tmp_path / "img.safetensors")
+    settings = clip_study_settings()
+    mine = [s for s, w in zip(settings, _assign(settings, len(settings))) if w == len(settings) - 1]
+    assert len(mine) == 1 and mine[0].steps == 10  # one worker per setting: the last one gets a cheap one
+    args = ["sweep-images", "--checkpoint", str(checkpoint), "-o", str(tmp_path / "s"), "-n", "2", "--chunk", "2",
+            "--clip-study", "--workers", str(len(settings)), "--worker", str(len(settings) - 1)]
+    assert main(args) == 0
+    chunk = tmp_path / "s" / "features" / f"{mine[0].label}_00000.npz"
+    assert sorted(p.name for p in chunk.parent.iterdir()) == [chunk.name]
+    assert (tmp_path / "s" / "grids" / f"{mine[0].label}.png").is_file()
+    before = chunk.stat().st_mtime_ns
+    assert main(args) == 0 and chunk.stat().st_mtime_ns == before  # finished chunks are not redone
+    assert main(args[:-2] + ["--worker", str(len(settings))]) == 2
+    assert "--worker must be in" in capsys.readouterr().err
+
+
+def test_cli_train_image_classifier_refuses_an_unknown_dataset(tmp_path, capsys):
+    from wavefast.cli import main
+
+    assert main(["train-image-classifier", "--dataset", "cifar10", "--out", str(tmp_path / "c.safetensors"),
+                 "--stats", str(tmp_path / "s.npz")]) == 2
+    assert "allowed" in capsys.readouterr().err and not any(tmp_path.iterdir())

@@ -1,7 +1,7 @@
 """Evaluation: metrics as pure numpy functions, the SC09 classifier, DNSMOS and vocoder metrics.
 
-- ``metrics``: FID (``frechet_distance``, ``fid_from_features``, ``feature_stats``), IS
-  (``inception_score``, ``inception_score_sashimi``), mIS, AM, NDB/K, t-intervals;
+- ``metrics``: FID (``frechet_distance``, ``fid_from_features``, ``feature_stats``), KID
+  (``kernel_distance``), IS (``inception_score``, ``inception_score_sashimi``), mIS, AM, NDB/K, t-intervals;
 - ``classifier``: ``load_sc09_classifier``, ``classify``, ``prepare_clip``;
 - ``mos``: DNSMOS P.808 / P.835 via ``speechmos`` (``dnsmos``, ``score_folder``);
 - ``vocoder_metrics``: log-mel L1, multi-resolution STFT, MCD, PESQ, STOI;
@@ -13,9 +13,9 @@ import importlib
 _EXPORTS = {
     "classifier": ("classify", "load_sc09_classifier", "prepare_clip"),
     "metrics": ("am_score", "feature_stats", "fid_from_features", "frechet_distance", "inception_score",
-                "inception_score_per_split", "inception_score_sashimi", "load_feature_stats", "load_stats",
-                "mean_confidence_interval", "modified_inception_score", "ndb_bins", "ndb_from_bins", "ndb_score",
-                "save_feature_stats", "save_stats", "sc09_metrics"),
+                "inception_score_per_split", "inception_score_sashimi", "kernel_distance", "load_feature_stats",
+                "load_stats", "mean_confidence_interval", "modified_inception_score", "ndb_bins", "ndb_from_bins",
+                "ndb_score", "save_feature_stats", "save_stats", "sc09_metrics"),
     "vocoder_metrics": ("log_mel_l1", "mel_cepstral_distortion", "multi_resolution_stft_distance", "pesq_wb",
                         "stoi_score", "vocoder_scores"),
 }

@@ -4,9 +4,13 @@
   PyTorch ports, and its frozen ``ImageModelSpec``;
 - :mod:`.checkpoints`: layout detection, presets (``ddpm-cifar10``, ``ddpm-celeba64``,
   ``ddpm-lsun-{bedroom,church,cat}``, ``tiny-28``), native safetensors;
-- :mod:`.generate`: images / PNG files / grids through :func:`wavefast.samplers.sample`;
-- :mod:`.data`, :mod:`.train`, :mod:`.eval`, :mod:`.cli`: Fashion-MNIST / MNIST, the small
-  trainer, classifier FID/IS and Inception FID, ``wavefast eval-images`` / ``train-images``.
+- :mod:`.generate`: images and PNG folders through :func:`wavefast.samplers.sample`;
+  :mod:`.png`: the PNG codec and grids;
+- :mod:`.data`, :mod:`.train`: Fashion-MNIST / MNIST and the small trainer;
+- :mod:`.classifier` (classifier FID / IS), :mod:`.inception` (Inception FID), :mod:`.folders`
+  (scoring a folder of PNGs), :mod:`.sweep` (the FastDPM sweep), :mod:`.train_classifier`;
+  :mod:`.eval` only re-exports their old names;
+- :mod:`.cli`: ``wavefast eval-images`` / ``train-images`` / ``sweep-images`` / ``train-image-classifier``.
 """
 
 from .checkpoints import (IMAGE_PRESETS, get_image_preset, is_image_checkpoint, load_image_model,

@@ -5,6 +5,10 @@
     wavefast eval-images DIR [--classifier F] [--reference-stats NPZ]
                              [--inception pt_inception.pth --inception-stats NPZ] [--json OUT]
     wavefast train-images --out RUN [--steps N] [--max-minutes M] ...
+    wavefast sweep-images [--checkpoint IMG] [-o DIR] [-n 256] [--chunk 32] [--worker K --workers W]
+                          [--clip-study]                  (resumable; run the workers in parallel)
+    wavefast sweep-images [--checkpoint IMG] [-o DIR] --summarize [--clip-study]   (table.md, summary.json)
+    wavefast train-image-classifier [--epochs 2] [--max-minutes M] [--out F] [--stats NPZ]
 
 ``wavefast eval images DIR`` is the same command inside the ``eval`` group.
 """
@@ -43,7 +47,7 @@ def cmd_generate_images(args) -> int:
 
 
 def cmd_eval_images(args) -> int:
-    from .eval import evaluate_image_folder
+    from .folders import evaluate_image_folder
 
     result = evaluate_image_folder(args.dir, classifier=args.classifier, reference_stats=args.reference_stats,
                                    inception=args.inception, inception_stats=args.inception_stats, limit=args.limit)
@@ -73,6 +77,30 @@ def cmd_train_images(args) -> int:
     result = train_image_model(config, resume=not args.fresh, device=args.device)
     print(f"wavefast: step {result['step']}, {result['train_seconds']:.0f} s of training; "
           f"EMA weights in {Path(result['out']) / 'model-ema.safetensors'}", file=sys.stderr)
+    return 0
+
+
+def cmd_sweep_images(args) -> int:
+    """Run (a worker's share of) the FastDPM image sweep, or with ``--summarize`` print and write its table."""
+    from .checkpoints import load_image_model
+    from .sweep import clip_study_settings, run_sweep, write_sweep_summary
+
+    model = load_image_model(args.checkpoint or SHIPPED_IMAGE_MODEL)
+    settings = clip_study_settings() if args.clip_study else None
+    if args.summarize:
+        print(write_sweep_summary(args.output, args.dataset, settings=settings, model=model))
+        return 0
+    run_sweep(model, args.output, args.n, args.chunk, settings=settings, worker=args.worker, workers=args.workers,
+              log=lambda message: print(message, file=sys.stderr, flush=True))
+    return 0
+
+
+def cmd_train_image_classifier(args) -> int:
+    from .train_classifier import build_classifier_files
+
+    info = build_classifier_files(args.dataset, args.epochs, max_minutes=args.max_minutes, out=args.out,
+                                  stats=args.stats, log=lambda message: print(message, file=sys.stderr))
+    print(json.dumps(info), file=sys.stderr)
     return 0
 
 
@@ -111,6 +139,33 @@ def register(subparsers) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     p.set_defaults(func=cmd_train_images)
 
+    p = subparsers.add_parser("sweep-images", help="FastDPM sweep of an image model: classifier FID / KID / IS "
+                                                   "per (schedule, S, kappa) at equal N")
+    p.add_argument("--checkpoint", help="image model (default: the shipped Fashion-MNIST DDPM)")
+    p.add_argument("-o", "--output", default="runs/images/sweep", help="sweep folder (re-running resumes)")
+    p.add_argument("-n", type=int, default=256, help="images per setting")
+    p.add_argument("--chunk", type=int, default=32, help="images per setting per round")
+    p.add_argument("--worker", type=int, default=0, help="this process's index, 0..workers-1")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the settings (balanced by cost)")
+    p.add_argument("--clip-study", action="store_true", help="sweep clip_study_settings() (with / without a "
+                                                             "clipped x0) instead of the FastDPM grid")
+    p.add_argument("--summarize", action="store_true", help="print the tables of the finished chunks and write "
+                                                            "table.md and summary.json")
+    p.add_argument("--dataset", default="fashion-mnist", help="real images for --summarize (same-N floor, KID)")
+    p.set_defaults(func=cmd_sweep_images)
+
+    from .classifier import DEFAULT_CLASSIFIER, DEFAULT_STATS
+
+    p = subparsers.add_parser("train-image-classifier", help="train the image classifier behind FID / IS and write "
+                                                             "its reference statistics")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall-clock time")
+    p.add_argument("--out", default=str(DEFAULT_CLASSIFIER), help="classifier .safetensors (default: the shipped one)")
+    p.add_argument("--stats", default=str(DEFAULT_STATS), help="test-split reference statistics .npz "
+                                                               "(default: the shipped one)")
+    p.set_defaults(func=cmd_train_image_classifier)
+
 
 __all__ = ["DEFAULT_IMAGE_STEPS", "SHIPPED_IMAGE_MODEL", "cmd_eval_images", "cmd_generate_images",
-           "cmd_train_images", "register"]
+           "cmd_sweep_images", "cmd_train_image_classifier", "cmd_train_images", "register"]
