@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 demo: setup
-	$(BIN)/python -m wavefast.demo --out demo_out
+	$(BIN)/wavefast demo --out demo_out
 
 test: setup
 	$(BIN)/python -m pytest -q

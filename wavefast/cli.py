@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store fp16 weights (default fp32)")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("demo", help="vocode the shipped sentence and generate digits with the shipped models")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--steps", type=positive_int, default=6, help="sampling steps (default 6)")
+    p.add_argument("--digits", type=positive_int, default=8, help="digits to generate (default 8)")
+    p.set_defaults(func=lambda args: __import__("wavefast.demo", fromlist=["run_demo"]).run_demo(
+        args.out, args.steps, args.digits))
+
     from .eval.cli import register as register_eval
     from .images.cli import register as register_images
     from .learn.cli import register as register_learn

@@ -8,7 +8,6 @@ comparison ``hello_spectrogram.png``, a few generated digits in ``digits/`` and
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -45,14 +44,15 @@ def save_spectrograms(path: Path, panels, sample_rate: int, columns: int = 1) ->
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="demo_out")
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--digits", type=int, default=8)
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+def run_demo(out="demo_out", steps: int = 6, digits: int = 8) -> int:
+    """Vocode the shipped sentence and generate ``digits`` digits with the shipped models into ``out``."""
+    out = Path(out)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    class args:  # noqa: N801 - the two settings used below
+        pass
+
+    args.steps, args.digits = steps, digits
 
     vocoder = load_default("vocoder")
     spec = vocoder.spec
@@ -78,5 +78,7 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m wavefast.demo [--out DIR] = wavefast demo [--out DIR]
+    from .cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))

@@ -259,8 +259,38 @@ def add_eval_commands(sub) -> None:
     p.set_defaults(func=cmd_vocoder)
 
 
+def cmd_train_classifier(args) -> int:
+    from dataclasses import fields
+
+    from .train_classifier import ClassifierTraining, train
+
+    return train(ClassifierTraining(**{f.name: getattr(args, f.name) for f in fields(ClassifierTraining)}))
+
+
+def add_train_classifier_command(sub) -> None:
+    p = sub.add_parser("train-sc09-classifier", help="train the SC09 digit classifier used by 'eval sc09'")
+    p.add_argument("--fsdd", required=True, help="FSDD recordings/ folder")
+    p.add_argument("--speech-commands", required=True, help="folder with zero/ .. nine/ subfolders of 16 kHz wavs")
+    p.add_argument("-o", "--output", required=True, help="output .safetensors")
+    p.add_argument("--stats", help="output reference statistics .npz (default: sc09_train_stats.npz beside -o)")
+    p.add_argument("--epochs", type=int, default=18)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="label smoothing (default 0: smoothing caps the confidence and so deflates IS)")
+    p.add_argument("--sc-fraction", type=float, default=0.25, help="share of Speech Commands clips per epoch")
+    p.add_argument("--sc-holdout-speakers", type=int, default=2)
+    p.add_argument("--ndb-bins", type=int, default=50, help="k-means bins K for NDB/K (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1; more threads on a busy machine are slower)")
+    p.set_defaults(func=cmd_train_classifier)
+
+
 def register(subparsers) -> None:
-    """Add ``eval`` and ``sweep`` with their sub-commands to the main ``wavefast`` parser."""
+    """Add ``eval``, ``sweep`` and ``train-sc09-classifier`` to the main ``wavefast`` parser."""
+    add_train_classifier_command(subparsers)
     from ..images.cli import add_eval_images_parser
 
     p = subparsers.add_parser("eval", help="evaluate generated audio (sc09, mos, vocoder) or images")

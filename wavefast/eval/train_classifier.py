@@ -1,6 +1,6 @@
 """Train the SC09 digit classifier used by ``wavefast eval sc09``.
 
-    python -m wavefast.eval.train_classifier --fsdd ../shared/data/fsdd/recordings \\
+    wavefast train-sc09-classifier --fsdd ../shared/data/fsdd/recordings \\
         --speech-commands ../shared/data/speech_commands_digits -o sc09_classifier.safetensors
 
 Data (both read by the small loaders below, every clip through ``prepare_clip``):
@@ -26,18 +26,18 @@ the mean posterior and label frequencies (AM score), NDB bins (``--ndb-bins``, K
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import WavefastError, run_command
+from ..errors import WavefastError
 from .classifier import (CLIP_SAMPLES, DIGITS, SAMPLE_RATE, ClassifierConfig, SC09Classifier, classify,
                          prepare_clip, save_sc09_classifier)
 from . import metrics
@@ -146,7 +146,27 @@ def reference_stats(model: SC09Classifier, clips: np.ndarray, labels: np.ndarray
             "train_is": np.array(metrics.inception_score(probs)), "count": np.array(labels.size)}
 
 
-def train(args) -> int:
+@dataclass(frozen=True)
+class ClassifierTraining:
+    """Settings of a classifier training run (the CLI flags of ``wavefast train-sc09-classifier``)."""
+
+    fsdd: str
+    speech_commands: str
+    output: str
+    stats: Optional[str] = None
+    epochs: int = 18
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    sc_fraction: float = 0.25
+    sc_holdout_speakers: int = 2
+    ndb_bins: int = 50
+    seed: int = 0
+    threads: int = 1
+
+
+def train(args: ClassifierTraining) -> int:
     from tqdm.auto import tqdm
 
     torch.set_num_threads(args.threads)
@@ -242,29 +262,12 @@ def train(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wavefast.eval.train_classifier", description=__doc__.split("\n")[0])
-    p.add_argument("--fsdd", required=True, help="FSDD recordings/ folder")
-    p.add_argument("--speech-commands", required=True, help="folder with zero/ .. nine/ subfolders of 16 kHz wavs")
-    p.add_argument("-o", "--output", required=True, help="output .safetensors")
-    p.add_argument("--stats", help="output reference statistics .npz (default: sc09_train_stats.npz beside -o)")
-    p.add_argument("--epochs", type=int, default=18)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.0,
-                   help="label smoothing (default 0: smoothing caps the confidence and so deflates IS)")
-    p.add_argument("--sc-fraction", type=float, default=0.25, help="share of Speech Commands clips per epoch")
-    p.add_argument("--sc-holdout-speakers", type=int, default=2)
-    p.add_argument("--ndb-bins", type=int, default=50, help="k-means bins K for NDB/K (default 50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; more threads on a busy machine are slower)")
-    return p
-
-
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(train, args)  # interrupted runs resume when rerun
+    """``python -m wavefast.eval.train_classifier ...`` = ``wavefast train-sc09-classifier ...``."""
+    from ..cli import main as cli_main
+
+    return cli_main(["train-sc09-classifier", *(sys.argv[1:] if argv is None else argv)])
+
 
 if __name__ == "__main__":
     sys.exit(main())
