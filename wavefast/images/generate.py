@@ -9,8 +9,7 @@ models use. Image ``i`` uses seed ``seed + i`` (noise drawn by position with
 
 from __future__ import annotations
 
-import json
-import sys
+import logging
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -25,6 +24,7 @@ from .data import to_uint8
 from .png import make_grid, read_png, write_png
 
 DEFAULT_IMAGE_STEPS = 50
+log = logging.getLogger("wavefast")
 
 
 def image_plan(model, schedule: Union[str, SamplingPlan] = "var-quadratic", steps: Optional[int] = None,
@@ -94,7 +94,7 @@ def generate_images(model, n: int, steps: Optional[int] = None,
 
 
 # --- folders ----------------------------------------------------------------------------------------
-def image_path(out_dir: Path, index: int) -> Path:
+def image_path(out_dir: Path, index: int) -> Path:  # the name generation_run.png_format gives
     return Path(out_dir) / f"image_{index:05d}.png"
 
 
@@ -128,27 +128,26 @@ def generate_image_folder(model, output, n: int, steps: Optional[int] = None,
     folder, grid = output_paths(output)
     plan = image_plan(model, schedule, steps, method, clip_range)
     kappa = plan_kappa(plan, kappa)
-    settings = {"model": run.model_fingerprint(model), "plan": plan.name, "steps": list(plan.steps),
-                "kappa": kappa, "seed": seed, "n": int(n), "batch_size": batch_size}
+    settings = run.run_settings(model, plan, kappa, seed, int(n), batch_size)
     folder.mkdir(parents=True, exist_ok=True)
     run.check_or_write_manifest(folder, settings, 0, 1)
-    batches = [list(range(k, min(k + batch_size, n))) for k in range(0, n, batch_size)]
-    todo = [b for b in batches if not all(image_path(folder, i).is_file() for i in b)]
+    crop = int(getattr(model.spec, "crop", 0))
+    channels, height, width = model.spec.image_shape
+    fmt = run.png_format(height - 2 * crop, width - 2 * crop, channels)
+    todo = run.batches_to_do(folder, int(n), batch_size, 0, 1, fmt)
     bar = tqdm(total=sum(map(len, todo)), desc=f"images {plan.name} S={len(plan)}", unit="image", disable=not progress)
     for indices in todo:
         images = generate_images(model, len(indices), schedule=plan, kappa=kappa,
                                  seed=[seed + i for i in indices], batch_size=len(indices))
         for index, pixels in zip(indices, to_uint8(images)):
-            if not image_path(folder, index).is_file():
-                write_png(image_path(folder, index), pixels)
+            if not fmt.ok(fmt.path(folder, index)):
+                write_png(fmt.path(folder, index), pixels)
         bar.update(len(indices))
     bar.close()
-    shown = np.stack([read_png(image_path(folder, i)) for i in range(min(int(n), grid_size))])
+    shown = np.stack([read_png(fmt.path(folder, i)) for i in range(min(int(n), grid_size))])
     write_png(grid, make_grid(shown))
-    (folder / run.MANIFEST).write_text(json.dumps({"settings": settings, "complete": True, "grid": str(grid)},
-                                                  indent=2))
-    print(f"wavefast: {n} images in {folder}, grid {grid} ({plan.name}, S={len(plan)}, kappa={kappa})",
-          file=sys.stderr)
+    run.finish(folder, settings, int(n), 0, 1, fmt=fmt, extra={"grid": str(grid)})
+    log.info(f"{n} images in {folder}, grid {grid} ({plan.name}, S={len(plan)}, kappa={kappa})")
     return {"folder": str(folder), "grid": str(grid), "plan": plan.name, "steps": len(plan), "n": int(n)}
 
 
