@@ -75,7 +75,8 @@ class SegmentBatches:
     """
 
     def __init__(self, pack: Pack, segment_samples: int, *, seed: int = 0, split: str = "train",
-                 mel_frontend: Optional[str] = None, n_mels: int = 80, hop_length: int = 256):
+                 mel_frontend: Optional[str] = None, n_mels: int = 80, hop_length: int = 256,
+                 pitch: Optional[dict] = None, gain_db: float = 0.0):
         if segment_samples < 1:
             raise WavefastError(f"segment length must be >= 1 sample, got {segment_samples}")
         if mel_frontend is not None and segment_samples % hop_length:
@@ -97,6 +98,17 @@ class SegmentBatches:
             self.mel_pad = silence_mel_value(mel_frontend, pack.sample_rate, n_mels, hop_length)
             self._mels = [self.utterance_mel(self.item_audio(j)) for j in range(len(self.items))]
         self._perm_epoch, self._perm = -1, None
+        self.gain_db = float(gain_db)
+        self.tracks = None
+        if pitch is not None:  # source-filter models: F0, voicing and the phase aligned to each recording
+            from ..audio.pitch import aligned_phase
+            from .pitch_labels import labelled
+
+            self.tracks = []
+            for j, index in enumerate(self.items):
+                audio = self.item_audio(j).numpy()
+                f0, vp = labelled(*pitch[index], frames=self._mels[j].shape[-1])
+                self.tracks.append((f0, vp, aligned_phase(audio, f0, self.hop, pack.sample_rate)))
 
     def item_audio(self, j: int) -> torch.Tensor:
         """Float audio (L,) of the j-th item of this split."""
@@ -115,30 +127,73 @@ class SegmentBatches:
             self._perm_epoch = epoch
         return self._perm
 
-    def _example(self, epoch: int, cursor: int):
-        j = int(self.permutation(epoch)[cursor])
-        audio, mel = self.item_audio(j), self._mels[j]
-        rng = np.random.default_rng([self.seed, epoch, cursor])
-        if mel is not None:
-            last = max(0, audio.numel() // self.hop - self.segment // self.hop)
-            return crop_segment(audio, mel, self.segment, int(rng.integers(0, last + 1)), self.hop, self.mel_pad)
-        start = int(rng.integers(0, max(0, audio.numel() - self.segment) + 1))
-        seg, _ = crop_segment(audio, None, self.segment, start, hop=1)
-        return seg, None
-
     def next_batch(self, batch_size: int) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The next ``batch_size`` examples; advances :attr:`position` (wrapping epochs)."""
-        audios, mels = [], []
+        """The next ``batch_size`` examples as ``(x0 (B, 1, segment), mel (B, n_mels, k) or None)``;
+        advances :attr:`position` (wrapping epochs)."""
+        batch = self.next_examples(batch_size, extra_frame=False)
+        return batch["audio"], batch.get("mel")
+
+    def next_examples(self, batch_size: int, extra_frame: bool = False) -> dict:
+        """The next examples as a dict: ``audio`` (B, 1, segment), ``mel`` (B, n_mels, k [+1]) and, with
+        pitch labels, ``f0``/``voicing`` (B, k + 1) and ``phase`` (B, segment).
+
+        ``extra_frame`` adds the frame after the segment (frame-centre interpolation reads it).
+        With ``gain_db`` every example is scaled by a gain drawn in [-gain_db, gain_db] dB
+        (its log-mel shifted by ln(gain), floored at the front end's silence value).
+        """
+        columns: dict = {}
         for _ in range(batch_size):
             pos = self.position
-            seg, mel = self._example(pos.epoch, pos.cursor)
-            audios.append(seg)
-            mels.append(mel)
+            example = self._example_dict(pos.epoch, pos.cursor, extra_frame)
+            for key, value in example.items():
+                columns.setdefault(key, []).append(value)
             pos.cursor += 1
             if pos.cursor == len(self.items):
                 pos.epoch, pos.cursor = pos.epoch + 1, 0
-        x0 = torch.stack(audios)[:, None, :]
-        return x0, (torch.stack(mels) if self.frontend is not None else None)
+        out = {k: torch.stack(v) for k, v in columns.items()}
+        out["audio"] = out["audio"][:, None, :]
+        return out
+
+    def _example_dict(self, epoch: int, cursor: int, extra_frame: bool) -> dict:
+        j = int(self.permutation(epoch)[cursor])
+        audio, mel = self.item_audio(j), self._mels[j]
+        rng = np.random.default_rng([self.seed, epoch, cursor])
+        if mel is None:
+            start = int(rng.integers(0, max(0, audio.numel() - self.segment) + 1))
+            seg, _ = crop_segment(audio, None, self.segment, start, hop=1)
+            return {"audio": self._gain(seg, None, rng)[0]}
+        k = self.segment // self.hop
+        last = max(0, audio.numel() // self.hop - k)
+        frame = int(rng.integers(0, last + 1))
+        seg, frames = crop_segment(audio, mel, self.segment + (self.hop if extra_frame else 0), frame, self.hop,
+                                   self.mel_pad)
+        seg = seg[: self.segment]
+        seg, frames = self._gain(seg, frames, rng)
+        out = {"audio": seg, "mel": frames}
+        if self.tracks is not None:
+            f0, vp, phase = self.tracks[j]
+            n = k + 1
+            f0_seg = np.full(n, f0[-1], np.float32)
+            vp_seg = np.zeros(n, np.float32)
+            part = slice(frame, frame + n)
+            f0_seg[: len(f0[part])] = f0[part]
+            vp_seg[: len(vp[part])] = vp[part]
+            ph = np.zeros(self.segment, np.float32)
+            piece = phase[frame * self.hop: frame * self.hop + self.segment]
+            ph[: piece.shape[0]] = piece
+            out.update(f0=torch.from_numpy(f0_seg), voicing=torch.from_numpy(vp_seg), phase=torch.from_numpy(ph))
+        return out
+
+    def _gain(self, seg: torch.Tensor, frames: Optional[torch.Tensor], rng):
+        if not self.gain_db:
+            return seg, frames
+        gain = 10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0)
+        seg = seg * gain
+        if frames is not None and self.frontend == "tacotron2":
+            frames = torch.clamp(frames + float(np.log(gain)), min=self.mel_pad)
+        elif frames is not None:
+            raise WavefastError("gain augmentation is implemented for tacotron2 (log-magnitude) mels")
+        return seg, frames
 
 
 def pick_evenly(indices: List[int], count: int) -> List[int]:

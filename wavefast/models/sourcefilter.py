@@ -53,6 +53,8 @@ from .prior import envelope_gains, apply_envelope
 from .spec import SourceFilterConfig
 from .subband import haar_analysis, haar_synthesis
 
+HARMONIC_SCALE = 0.01  # harmonic amplitudes are ~1e-2: the network outputs them x100 (well-scaled Adam steps)
+
 
 @dataclass
 class Prepared:
@@ -114,10 +116,19 @@ class SourceFilterDiffWave(nn.Module):
         self.pitch_net = FrameNet(cfg.n_mels, cfg.pitch_channels, 2, cfg.pitch_layers) if cfg.uses_pitch else None
         if cfg.harmonic_mean:
             self.harmonic_net = FrameNet(frame_in, cfg.harmonic_channels, 2 * cfg.harmonics, cfg.harmonic_layers)
-            nn.init.normal_(self.harmonic_net.out.weight, std=1e-3)
+            nn.init.normal_(self.harmonic_net.out.weight, std=0.1)
             nn.init.zeros_(self.harmonic_net.out.bias)
         else:
             self.harmonic_net = None
+
+    def clip_groups(self) -> dict:
+        """Parameters by sub-network, for gradient clipping group by group (the F0 and harmonic networks
+        have their own losses; one global norm would let their gradients throttle the diffusion's)."""
+        side = {"pitch": self.pitch_net, "harmonic": self.harmonic_net}
+        groups = {name: list(net.parameters()) for name, net in side.items() if net is not None}
+        taken = {id(p) for params in groups.values() for p in params}
+        groups["diffusion"] = [p for p in self.parameters() if id(p) not in taken]
+        return groups
 
     # --- pitch ------------------------------------------------------------------------
     def pitch_outputs(self, mel: torch.Tensor):
@@ -169,7 +180,7 @@ class SourceFilterDiffWave(nn.Module):
                 aux.append(haar_analysis(excitation(phase, f0_s, voicing_s, cfg.harmonics, self.sample_rate),
                                          cfg.subband_levels))
             if cfg.harmonic_mean:
-                coefficients = self.harmonic_net(frame_in) * voicing[:, None]
+                coefficients = self.harmonic_net(frame_in) * (HARMONIC_SCALE * voicing[:, None])
                 mean = harmonic_sum(coefficients, phase, f0_s, self.hop, self.sample_rate)[:, None]
                 aux.append(haar_analysis(mean.detach(), cfg.subband_levels))
         features = self.frame_net(frame_in)

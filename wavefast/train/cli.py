@@ -77,24 +77,17 @@ def run_pack(args) -> int:
 MODEL_FLAGS = {"channels": "residual_channels", "layers": "residual_layers", "cycle": "dilation_cycle", "T": "T",
                "beta_0": "beta_0", "beta_T": "beta_T", "segment_samples": "segment_samples",
                "sample_rate": "sample_rate"}
-TRAIN_FLAGS = ("steps", "batch_size", "lr", "ema_decay", "grad_clip", "loss", "seed", "log_every",
+TRAIN_FLAGS = ("steps", "batch_size", "lr", "ema_decay", "grad_clip", "loss", "seed", "log_every", "gain_db",
+               "low_t_fraction", "init_from",
                "checkpoint_every", "val_every", "val_items", "val_seconds", "val_steps", "val_schedule",
                "val_kappa")
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else is checked by torch."""
-    import torch
+    """``auto`` -> ``cuda`` when available, else ``cpu`` (see :func:`wavefast.devices.resolve_device`)."""
+    from ..devices import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise WavefastError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise WavefastError("--device cuda was asked for but this torch has no CUDA device; use --device cpu")
-    return str(device)
+    return str(resolve(name))
 
 
 def _is_pack(path: str) -> bool:
@@ -240,6 +233,10 @@ def register(subparsers) -> None:
     p.add_argument("--val-steps", type=int, help="sampling steps S for validation (default 6)")
     p.add_argument("--val-schedule", help="sampling schedule for validation (default var-quadratic)")
     p.add_argument("--val-kappa", type=float)
+    p.add_argument("--gain-db", type=float, help="random gain per example in [-G, G] dB (default 0 = off)")
+    p.add_argument("--low-t-fraction", type=float, help="share of examples with t from the lowest fifth (default 0)")
+    p.add_argument("--init-from", help="start the weights (and their EMA) from this model file, e.g. the shipped "
+                                       "default, instead of at random (a new run; the architecture must match)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a shared CPU)")
     _add_pack_options(p)

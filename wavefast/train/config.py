@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import WavefastError, check_choice
-from ..models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec
+from ..models.spec import DiffusionSpec, DiffWaveConfig, ModelSpec, SourceFilterConfig
 
 LOSSES = ("l2", "l1")
 HOP = 256
@@ -20,7 +20,9 @@ HOP = 256
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A native DiffWave to train (sinusoidal step embedding, shared mel upsampler).
+    """A native model to train: a DiffWave (sinusoidal step embedding, shared mel upsampler) or,
+    with ``family="sourcefilter"``, a :class:`~wavefast.models.sourcefilter.SourceFilterDiffWave`
+    (its options below; see that module).
 
     ``conditional``: mel-conditioned vocoder (80-bin ``mel_frontend`` mels) or
     unconditional generator of ``segment_samples``-sample clips.
@@ -38,8 +40,16 @@ class ModelConfig:
     sample_rate: int = 22050
     segment_samples: int = 62 * HOP
     name: str = "custom"
+    family: str = "diffwave"
+    subband_levels: int = 2
+    prior: str = "shaped"
+    excitation: bool = True
+    harmonic_mean: bool = False
 
     def __post_init__(self):
+        check_choice("model family", self.family, ("diffwave", "sourcefilter"))
+        if self.family == "sourcefilter" and (not self.conditional or self.mel_frontend != "tacotron2"):
+            raise WavefastError("the source-filter family is a tacotron2-mel vocoder (conditional=True)")
         if self.conditional:
             check_choice("mel front end", self.mel_frontend, ("tacotron2", "lmnt"))
             if self.segment_samples % HOP:
@@ -51,9 +61,15 @@ class ModelConfig:
 
     def spec(self) -> ModelSpec:
         """The :class:`ModelSpec` of the network this config trains."""
-        arch = DiffWaveConfig(residual_channels=self.residual_channels, skip_channels=self.residual_channels,
-                              residual_layers=self.residual_layers, dilation_cycle=self.dilation_cycle,
-                              n_mels=self.n_mels if self.conditional else 0)
+        if self.family == "sourcefilter":
+            arch = SourceFilterConfig(residual_channels=self.residual_channels, residual_layers=self.residual_layers,
+                                      dilation_cycle=self.dilation_cycle, subband_levels=self.subband_levels,
+                                      n_mels=self.n_mels, prior=self.prior, excitation=self.excitation,
+                                      harmonic_mean=self.harmonic_mean)
+        else:
+            arch = DiffWaveConfig(residual_channels=self.residual_channels, skip_channels=self.residual_channels,
+                                  residual_layers=self.residual_layers, dilation_cycle=self.dilation_cycle,
+                                  n_mels=self.n_mels if self.conditional else 0)
         return ModelSpec(arch=arch, diffusion=DiffusionSpec(int(self.T), float(self.beta_0), float(self.beta_T)),
                          sample_rate=int(self.sample_rate), hop_length=HOP,
                          mel_frontend=self.mel_frontend if self.conditional else None,
@@ -67,6 +83,12 @@ PRESETS = {
     "vocoder-small": ModelConfig(32, 20, 10, 50, 1e-4, 0.05, True, name="vocoder-small"),
     # DiffWave BASE (philsyn config_64 / lmnt): 64 ch, 30 layers, cycle 10, T=50, beta 1e-4..0.05
     "vocoder-base": ModelConfig(64, 30, 10, 50, 1e-4, 0.05, True, name="vocoder-base"),
+    # the source-filter vocoder family (shaped prior, harmonic excitation per layer, 4 Haar bands):
+    # the shipped default's recipe, and a tiny one for tests
+    "vocoder-sf": ModelConfig(64, 12, 6, 50, 1e-4, 0.15, True, segment_samples=32 * HOP, name="wavefast-vocoder-sf",
+                              family="sourcefilter"),
+    "vocoder-sf-tiny": ModelConfig(8, 2, 2, 20, 1e-4, 0.3, True, segment_samples=8 * HOP, name="vocoder-sf-tiny",
+                                   family="sourcefilter"),
     "sc09-tiny": ModelConfig(8, 4, 2, 200, 1e-4, 0.02, False, sample_rate=16000, segment_samples=16000,
                              name="sc09-tiny"),
     "sc09-small": ModelConfig(64, 24, 12, 200, 1e-4, 0.02, False, sample_rate=16000, segment_samples=16000,
@@ -121,6 +143,9 @@ class TrainConfig:
     val_schedule: str = "var-quadratic"
     val_kappa: float = 1.0
     export_dtype: str = "float16"
+    gain_db: float = 0.0  # random gain per example in [-gain_db, gain_db] dB (log-mel shifted to match)
+    low_t_fraction: float = 0.0  # share of examples with t drawn from the lowest fifth of the steps
+    init_from: Optional[str] = None  # start from these weights (a model file) instead of at random
 
     def __post_init__(self):
         check_choice("loss", self.loss, LOSSES)
@@ -138,6 +163,8 @@ class TrainConfig:
             raise WavefastError("grad_clip, val_every and val_items must be >= 0 and val_seconds > 0")
         if not 0.0 <= self.val_kappa <= 1.0:
             raise WavefastError(f"val_kappa must be in [0, 1], got {self.val_kappa}")
+        if not 0.0 <= self.gain_db <= 40.0 or not 0.0 <= self.low_t_fraction <= 1.0:
+            raise WavefastError("gain_db must lie in [0, 40] and low_t_fraction in [0, 1]")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -166,4 +193,4 @@ class TrainConfig:
 
 # Settings that may change when a run is resumed; anything else must match the checkpoint.
 RESUMABLE_CHANGES = ("pack", "out", "steps", "log_every", "checkpoint_every", "val_every", "val_items",
-                     "val_seconds", "val_steps", "val_schedule", "val_kappa", "export_dtype", "amp")
+                     "val_seconds", "val_steps", "val_schedule", "val_kappa", "export_dtype", "amp", "init_from")

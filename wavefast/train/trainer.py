@@ -49,10 +49,12 @@ from ..audio.mel import mel_spectrogram
 from ..data.pack import Pack, load_pack
 from ..data.segments import SegmentBatches, pick_evenly
 from ..errors import WavefastError
+from ..models.checkpoints import build_model
 from ..models.diffwave import DiffWave
 from ..models.spec import ModelSpec
 from ..schedules import LinearBetaSchedule
 from .config import RESUMABLE_CHANGES, TrainConfig
+from .losses import diffwave_losses, sourcefilter_losses
 from ..fileio import atomic_torch_save, atomic_write_text
 from .state import EMA, capture_rng, restore_rng
 
@@ -115,16 +117,25 @@ class Trainer:
                                 f"holds {self.pack.clip_samples}-sample clips; set --segment-samples "
                                 f"{self.pack.clip_samples}")
         self.spec: ModelSpec = mc.spec()
+        self.family = mc.family
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(config.seed)
-            model = DiffWave(self.spec)
+            model = build_model(self.spec)
+        if config.init_from and not resume:
+            self._init_weights(model, config.init_from)
         self.model = model.to(self.device).train()
         self.ema = EMA(self.model, config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.schedule = LinearBetaSchedule.from_spec(self.spec.diffusion)
+        pitch = None
+        if self.family == "sourcefilter" and self.spec.arch.uses_pitch:
+            from ..data.pitch_labels import pitch_labels
+
+            pitch = pitch_labels(self.pack, self.spec.hop_length, self.pack.indices("train"), progress=progress)
         self.data = SegmentBatches(self.pack, mc.segment_samples, seed=config.seed,
                                    mel_frontend=mc.mel_frontend if mc.conditional else None,
-                                   n_mels=mc.n_mels, hop_length=self.spec.hop_length)
+                                   n_mels=mc.n_mels, hop_length=self.spec.hop_length, pitch=pitch,
+                                   gain_db=config.gain_db)
         self.noise = torch.Generator(device=self.device)
         self.noise.manual_seed(config.seed + 1_000_003)  # t and eps; data order has its own stream
         self.use_amp = bool(config.amp) and self.device.type == "cuda"
@@ -132,6 +143,16 @@ class Trainer:
         self._ema_model: Optional[DiffWave] = None
         self._export_warned = self._val_warned = False
         self._setup_run_dir(resume)
+
+    def _init_weights(self, model, path) -> None:
+        """Copy the weights of a model file (same architecture) into ``model``."""
+        from ..models.checkpoints import load_model
+
+        source = load_model(path)
+        if source.spec.arch != self.spec.arch or source.spec.diffusion != self.spec.diffusion:
+            raise WavefastError(f"--init-from {path}: its architecture or diffusion differs from this run's "
+                                f"({source.spec.arch} / {source.spec.diffusion}); use the matching preset")
+        model.load_state_dict(source.state_dict())
 
     # --- run folder ----------------------------------------------------------------
     @property
@@ -224,7 +245,7 @@ class Trainer:
     def ema_model(self) -> DiffWave:
         """A DiffWave (eval mode, on the training device) holding the current EMA weights."""
         if self._ema_model is None:
-            self._ema_model = DiffWave(self.spec).to(self.device)
+            self._ema_model = build_model(self.spec).to(self.device)
         return self.ema.copy_to(self._ema_model).eval()
 
     def export(self, path=None) -> Optional[Path]:
@@ -246,24 +267,34 @@ class Trainer:
     def train_step(self) -> Dict[str, float]:
         """One optimiser step on the next batch; returns loss and gradient norm."""
         cfg = self.config
-        x0, mel = self.data.next_batch(cfg.batch_size)
-        x0 = x0.to(self.device)
-        mel = mel.to(self.device) if mel is not None else None
-        t = torch.randint(0, self.spec.diffusion.T, (x0.shape[0],), device=self.device, generator=self.noise)
+        sourcefilter = self.family == "sourcefilter"
+        batch = {k: v.to(self.device) for k, v in self.data.next_examples(cfg.batch_size, sourcefilter).items()}
+        x0 = batch["audio"]
+        T = self.spec.diffusion.T
+        t = torch.randint(0, T, (x0.shape[0],), device=self.device, generator=self.noise)
+        if cfg.low_t_fraction > 0:
+            low = torch.rand(x0.shape[0], device=self.device, generator=self.noise) < cfg.low_t_fraction
+            t = torch.where(low, torch.randint(0, max(1, T // 5), (x0.shape[0],), device=self.device,
+                                               generator=self.noise), t)
         eps = torch.randn(x0.shape, device=self.device, generator=self.noise)
-        x_t = self.schedule.add_noise(x0, t, eps)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-            pred = self.model(x_t, t.float(), mel)
-        pred = pred.float()
-        loss = F.mse_loss(pred, eps) if cfg.loss == "l2" else F.l1_loss(pred, eps)
+            if sourcefilter:
+                parts = sourcefilter_losses(self.model, self.schedule, batch, t, eps)
+            else:
+                parts = diffwave_losses(self.model, self.schedule, batch, t, eps, cfg.loss)
+        parts = {k: v.float().mean() for k, v in parts.items()}
+        loss = sum(parts.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        groups = self.model.clip_groups() if hasattr(self.model, "clip_groups") else {"all": list(
+            self.model.parameters())}
+        grad_norm = max(float(torch.nn.utils.clip_grad_norm_(params, max_norm)) for params in groups.values())
         self.optimizer.step()
         self.step += 1
         self.ema.update(self.model, self.step)
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm),
+                **{f"loss_{k}": float(v.detach()) for k, v in parts.items() if len(parts) > 1}}
 
     def run(self) -> dict:
         """Train until ``config.steps``; checkpoint, validate and log on the way.
@@ -295,7 +326,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats['loss']:.4f}")
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    self.log({"step": self.step, "loss": float(np.mean([w["loss"] for w in window])),
+                    parts = {k: float(np.mean([w[k] for w in window])) for k in window[0] if k.startswith("loss_")}
+                    self.log({"step": self.step, "loss": float(np.mean([w["loss"] for w in window])), **parts,
                               "grad_norm": float(np.mean([w["grad_norm"] for w in window])),
                               "lr": self.optimizer.param_groups[0]["lr"],
                               "samples_per_s": len(window) * example_samples / window_time,
@@ -352,7 +384,7 @@ class Trainer:
                     continue
                 mel = self.data.utterance_mel(audio)[:, :frames]
                 truth = audio[: frames * hop]
-                fake = vocode(model, mel.to(self.device), steps=cfg.val_steps, schedule=cfg.val_schedule,
+                fake = vocode(model, mel.to(self.device), steps=cfg.val_steps, plan=cfg.val_schedule,
                               kappa=cfg.val_kappa, seed=0).float().cpu()[: truth.numel()]
                 mel_of = lambda x: mel_spectrogram(x, spec.mel_frontend, sr, spec.n_mels, hop)
                 errors.append(float((mel_of(fake) - mel_of(truth)).abs().mean()))
@@ -391,7 +423,7 @@ def export_run(run_dir, path=None, dtype: str = "float16") -> Path:
     if not ckpt_path.is_file():
         raise WavefastError(f"no training checkpoint in {run_dir} ({CHECKPOINT_NAME} missing)")
     ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
-    model = DiffWave(ModelSpec.from_dict(ckpt["spec"]))
+    model = build_model(ModelSpec.from_dict(ckpt["spec"]))
     model.load_state_dict(ckpt["ema"])
     return save_native(model.eval(), Path(path) if path else run_dir / EXPORT_NAME, dtype=getattr(torch, dtype),
                        extra_metadata={"trained_steps": ckpt["step"]})
