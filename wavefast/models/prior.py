@@ -62,41 +62,42 @@ def envelope_gains(log_mel: torch.Tensor, sample_rate: int, frontend: str = "tac
 
 
 @functools.lru_cache(maxsize=4)
-def _dft_bases(n_fft: int):
+def _dft_kernels(n_fft: int):
+    """Analysis (2K, 1, N) and synthesis (2K, 1, N) kernels, K = N/2 + 1, the windows folded in.
+
+    Analysis row k is ``w(n) cos(2 pi k n / N)`` (real part) and, in rows K.., ``-w(n) sin(...)``
+    (imaginary part); synthesis row k is the inverse real DFT's ``c_k w(n) cos(...) / N`` (``c_k`` = 2,
+    1 at DC and Nyquist) and ``-c_k w(n) sin(...) / N``.
+    """
     n = torch.arange(n_fft, dtype=torch.float64)
     k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
     angle = 2 * math.pi * k[:, None] * n[None, :] / n_fft
     window = torch.sin(math.pi * n / n_fft)  # sqrt of the periodic Hann window
-    forward_cos = torch.cos(angle) * window  # (K, N): analysis with the window folded in
-    forward_sin = -torch.sin(angle) * window
-    weight = torch.full((n_fft // 2 + 1,), 2.0, dtype=torch.float64)
-    weight[0] = 1.0
-    if n_fft % 2 == 0:
-        weight[-1] = 1.0
-    inverse_cos = (torch.cos(angle) * weight[:, None]).T * window[:, None] / n_fft  # (N, K), synthesis window folded
-    inverse_sin = (-torch.sin(angle) * weight[:, None]).T * window[:, None] / n_fft
-    return tuple(b.float() for b in (forward_cos, forward_sin, inverse_cos, inverse_sin))
+    weight = torch.full((n_fft // 2 + 1, 1), 2.0, dtype=torch.float64)
+    weight[0] = weight[-1] = 1.0
+    analysis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])[:, None, :]
+    synthesis = torch.cat([torch.cos(angle) * weight * window / n_fft,
+                           -torch.sin(angle) * weight * window / n_fft])[:, None, :]
+    return analysis.float(), synthesis.float()
 
 
 def apply_envelope(z: torch.Tensor, gains: torch.Tensor, hop: int = 256, n_fft: int = FILTER_FFT) -> torch.Tensor:
-    """``L z`` for z (B, 1, L) and gains (B, n_fft/2 + 1, F'), F' >= L / hop + 1 (extra frames ignored).
+    """``L z`` for z (B, 1, L) with L a multiple of ``hop`` and gains (B, n_fft/2 + 1, F'), F' >= L / hop
+    (frame L / hop is the last one repeated when absent).
 
-    Frames are centred on samples ``j hop`` of ``z``; the filtered signal has z's shape.
+    Frames are centred on samples ``j hop`` of ``z`` (one strided convolution does framing, window
+    and DFT; one transposed convolution does the inverse DFT, window and overlap-add), so it is two
+    convolutions in PyTorch and in an exported ONNX graph. Extra gain frames are ignored.
     """
     if n_fft != 2 * hop:
         raise ValueError("the shaped-prior filter uses 50% overlap (n_fft = 2 hop)")
-    b, _, length = z.shape
+    length = z.shape[-1]
     frames = length // hop + 1
-    fc, fs, ic, is_ = (m.to(z) for m in _dft_bases(n_fft))
-    padded = F.pad(z, (n_fft // 2, frames * hop - length))
-    # (B, N, frames): frame j = padded[j hop : j hop + N]
-    chunks = F.unfold(padded.unsqueeze(2), kernel_size=(1, n_fft), stride=(1, hop))
+    analysis, synthesis = (k.to(z) for k in _dft_kernels(n_fft))
+    spectrum = F.conv1d(F.pad(z, (n_fft // 2, n_fft // 2)), analysis, stride=hop)  # (B, 2K, frames)
     g = gains[..., :frames]
-    if g.shape[-1] < frames:
+    if g.shape[-1] < frames:  # an utterance's last frame is held (as the mel conditioning does)
         g = torch.cat([g, g[..., -1:].expand(-1, -1, frames - g.shape[-1])], -1)
-    real = torch.einsum("kn,bnf->bkf", fc, chunks) * g
-    imag = torch.einsum("kn,bnf->bkf", fs, chunks) * g
-    out_frames = torch.einsum("nk,bkf->bnf", ic, real) + torch.einsum("nk,bkf->bnf", is_, imag)
-    total = (frames - 1) * hop + n_fft
-    out = F.fold(out_frames, output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop))[:, :, 0]
+    shaped = spectrum * torch.cat([g, g], dim=1)
+    out = F.conv_transpose1d(shaped, synthesis, stride=hop)  # (B, 1, (frames - 1) hop + n_fft)
     return out[..., n_fft // 2: n_fft // 2 + length]

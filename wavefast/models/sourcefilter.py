@@ -71,6 +71,13 @@ class Prepared:
     voicing: Optional[torch.Tensor] = None
 
 
+def _frames(x: torch.Tensor, need: int) -> torch.Tensor:
+    """``x`` (..., F) cut or padded (repeating its last frame) to ``need`` frames."""
+    if x.shape[-1] >= need:
+        return x[..., :need]
+    return torch.cat([x, x[..., -1:].expand(*x.shape[:-1], need - x.shape[-1])], -1)
+
+
 class _Layer(nn.Module):
     def __init__(self, cfg: SourceFilterConfig, dilation: int, aux_channels: int):
         super().__init__()
@@ -159,6 +166,10 @@ class SourceFilterDiffWave(nn.Module):
         """
         cfg = self.config
         self._check_inputs(mel, length)
+        need = length // self.hop + 1  # frames 0 .. L / hop: the last one repeated at an utterance's end
+        mel = _frames(mel, need)
+        f0 = None if f0 is None else _frames(f0, need)
+        voicing = None if voicing is None else _frames(voicing, need)
         positions = length // cfg.bands
         frame_in = mel_features(mel)
         aux = []
@@ -205,7 +216,10 @@ class SourceFilterDiffWave(nn.Module):
         """The white noise estimate z_hat (B, 1, L) for the diffusion variable y (B, 1, L)."""
         if t.dim() == 0:
             t = t.expand(y.shape[0])
-        step_emb = self.embed_steps(t)
+        return self.predict_white_embedded(y, self.embed_steps(t), prepared)
+
+    def predict_white_embedded(self, y: torch.Tensor, step_emb: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+        """:meth:`predict_white` given the step embedding (B, 512) (a constant per step in an exported graph)."""
         if prepared.gains is not None:  # work in the whitened domain: w = L^-1 y (approximately)
             y = apply_envelope(y, 1.0 / prepared.gains, self.hop)
         h = F.relu(self.input_conv(haar_analysis(y, self.config.subband_levels)))

@@ -62,3 +62,55 @@ class StepGraph(nn.Module):
 
     def forward(self, x, t, mel=None):
         return self.model(x, t, mel)
+
+
+class SourceFilterGraph(nn.Module):
+    """The unrolled sampler of a source-filter DiffWave::
+
+        forward(mel (B, n_mels, F + 1), f0 (B, F + 1), voicing (B, F + 1), phase (B, L),
+                x_T (B, L), noise? (K, B, L)) -> audio (B, L),  L = F hop
+
+    ``x_T`` and ``noise`` are white: the graph shapes them with the prior filter, as the torch
+    backend does, and adds the harmonic mean at the end. The mel, F0 and voicing carry the frame
+    after the window (repeat the last frame at an utterance's end); the phase comes from
+    :func:`wavefast.audio.pitch.phase_track`.
+    """
+
+    def __init__(self, model, plan: SamplingPlan, kappa=None):
+        super().__init__()
+        c = PlanCoefficients.from_plan(plan, kappa)
+        self.model = model.eval()
+        self.scale_x = c.scale_x.tolist()
+        self.eps_weights = c.eps_weights.tolist()
+        self.sigmas = c.sigmas.tolist()
+        self.stochastic = [i for i in range(len(c)) if bool(c.stochastic[i])]
+        with torch.no_grad():
+            self.register_buffer("step_embeddings", model.embed_steps(c.steps.float()), persistent=False)
+
+    def forward(self, mel, f0, voicing, phase, x_T, noise=None):
+        model = self.model
+        length = x_T.shape[-1]
+        prep = model.prepare(mel, length, f0=f0, voicing=voicing, phase=phase)
+        x = model.shape_noise(x_T[:, None], prep)
+        history = []
+        for i in range(len(self.scale_x)):
+            emb = self.step_embeddings[i:i + 1].expand(x.shape[0], -1)
+            history.append(model.shape_noise(model.predict_white_embedded(x, emb, prep), prep))
+            x = self.scale_x[i] * x + self.eps_weights[i][i] * history[i]
+            for j in range(i):
+                if self.eps_weights[i][j] != 0.0:
+                    x = x + self.eps_weights[i][j] * history[j]
+            if i in self.stochastic:
+                x = x + self.sigmas[i] * model.shape_noise(noise[self.stochastic.index(i)][:, None], prep)
+        return model.finish(x, prep)[:, 0]
+
+
+class PitchGraph(nn.Module):
+    """The source-filter model's F0 predictor: forward(mel (B, n_mels, F)) -> (f0 Hz (B, F), voicing (B, F))."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, mel):
+        return self.model.predict_pitch(mel)

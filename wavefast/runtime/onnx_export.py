@@ -27,7 +27,7 @@ from ..errors import WavefastError, check_choice
 from ..models.diffwave import DiffWave
 from ..samplers.ggdm import noise_draws, plan_kappa
 from ..schedules.plans import SamplingPlan
-from .graphs import SamplingGraph, StepGraph
+from .graphs import PitchGraph, SamplingGraph, SourceFilterGraph, StepGraph
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -90,6 +90,10 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
     spec = model.spec
     check_choice("layout", layout, LAYOUTS)
     kappa = plan_kappa(plan, kappa)
+    if getattr(spec.arch, "family", "diffwave") == "sourcefilter":
+        if per_step:
+            raise WavefastError("--per-step export is for DiffWave models; export the full graph")
+        return _export_sourcefilter(model, plan, path, kappa, check)
     folded = layout == "folded" or (layout == "auto" and spec.arch.residual_channels >= 64)
     if per_step:
         module = StepGraph(model)
@@ -128,3 +132,87 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
         onnx.save(proto, str(tmp))
         error = parity_check(module, tmp, names, tensors) if check else None
     return {"path": str(path), "inputs": names, "outputs": outputs, "parity_error": error, "opset": OPSET, **meta}
+
+
+def sourcefilter_example_inputs(model, n_stochastic: int, batch: int = 2, frames: int = 8, generator=None):
+    """Random inputs for :class:`SourceFilterGraph`, in its input order, with names."""
+    from ..audio.pitch import phase_track
+
+    spec = model.spec
+    g = generator or torch.Generator().manual_seed(0)
+    length = frames * spec.hop_length
+    mel = -9.0 + 8.0 * torch.rand(batch, spec.n_mels, frames + 1, generator=g)
+    f0 = 90.0 + 200.0 * torch.rand(batch, frames + 1, generator=g)
+    voicing = torch.rand(batch, frames + 1, generator=g)
+    names = ["mel", "f0", "voicing", "phase", "x_T"]
+    tensors = [mel, f0, voicing, phase_track(f0, length, spec.hop_length, spec.sample_rate),
+               torch.randn(batch, length, generator=g)]
+    if n_stochastic:
+        names.append("noise")
+        tensors.append(torch.randn(n_stochastic, batch, length, generator=g))
+    return names, tensors
+
+
+def _export_onnx_module(module, names, tensors, outputs, dynamic, tmp) -> None:
+    with torch.no_grad():
+        torch.onnx.export(module, tuple(tensors), str(tmp), input_names=names, output_names=outputs,
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+
+def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: bool) -> dict:
+    """The source-filter graph, with its F0 predictor embedded (base64) in the metadata as ``pitch_graph``."""
+    import base64
+    import io
+
+    import onnx
+
+    from ..fileio import atomic_output
+
+    spec = model.spec
+    module = SourceFilterGraph(model, plan, kappa)
+    names, tensors = sourcefilter_example_inputs(model, len(module.stochastic))
+    frames = {0: "batch", 1: "frames"}
+    dynamic = {"mel": {0: "batch", 2: "frames"}, "f0": frames, "voicing": frames, "phase": {0: "batch", 1: "samples"},
+               "x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
+    if module.stochastic:
+        dynamic["noise"] = {1: "batch", 2: "samples"}
+    pitch = PitchGraph(model)
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(pitch, (tensors[0],), buffer, input_names=["mel"], output_names=["f0", "voicing"],
+                          dynamic_axes={"mel": {0: "batch", 2: "frames"}, "f0": frames, "voicing": frames},
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    pitch_bytes = buffer.getvalue()
+    meta = {"wavefast_spec": spec.to_json(), "graph": "full", "plan": json.dumps(plan.to_dict()), "kappa": str(kappa),
+            "stochastic_steps": str(noise_draws(plan, kappa)), "layout": "sourcefilter",
+            "pitch_graph": base64.b64encode(pitch_bytes).decode("ascii")}
+    with atomic_output(path, ".onnx") as tmp:
+        _export_onnx_module(module, names, tensors, ["audio"], dynamic, tmp)
+        proto = onnx.load(str(tmp))
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        error = parity_check(module, tmp, names, tensors) if check else None
+        if check:
+            pitch_error = _pitch_parity(pitch, pitch_bytes, tensors[0])
+            error = max(error, pitch_error)
+    meta.pop("pitch_graph")
+    return {"path": str(path), "inputs": names, "outputs": ["audio"], "parity_error": error, "opset": OPSET,
+            "pitch_graph_bytes": len(pitch_bytes), **meta}
+
+
+def _pitch_parity(module, graph_bytes: bytes, mel: torch.Tensor, tolerance: float = PARITY_TOLERANCE) -> float:
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        f0, voicing = module(mel)
+    got_f0, got_v = ort.InferenceSession(graph_bytes, providers=["CPUExecutionProvider"]).run(
+        None, {"mel": mel.numpy()})
+    error = max(float(np.abs(got_f0 - f0.numpy()).max() / max(1.0, float(f0.abs().max()))),
+                float(np.abs(got_v - voicing.numpy()).max()))
+    if not np.isfinite(error) or error > tolerance:
+        raise WavefastError(f"the exported pitch graph differs from PyTorch by {error:.3g} (> {tolerance}); "
+                            "export rejected")
+    return error

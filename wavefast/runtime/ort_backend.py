@@ -133,6 +133,13 @@ class OnnxBackend(SamplingBackend):
     def run(self, mel, x_T, noise, tracks: Tracks = None) -> torch.Tensor:
         """White noise (and the mel, and tracks for source-filter graphs) in, audio (B, L) out."""
         feeds = {"x_T": _f32(x_T)}
+        if self.uses_pitch:  # the graph reads exactly L / hop + 1 frames: repeat the last one at an utterance's end
+            need = x_T.shape[-1] // self.spec.hop_length + 1
+            mel = _frames(mel, need)
+            tracks = dict(tracks or {})
+            for key in ("f0", "voicing"):
+                if key in tracks:
+                    tracks[key] = _frames(tracks[key], need)
         if self.spec.conditional:
             feeds["mel"] = _f32(mel)
         if self._draws:
@@ -161,6 +168,14 @@ class OnnxBackend(SamplingBackend):
         binding.bind_ortvalue_output("audio", out)
         self.session.run_with_iobinding(binding)
         return out.numpy()
+
+
+def _frames(x: torch.Tensor, need: int) -> torch.Tensor:
+    """``x`` (..., F) cut or padded (repeating its last frame) to ``need`` frames."""
+    x = torch.as_tensor(x)
+    if x.shape[-1] >= need:
+        return x[..., :need]
+    return torch.cat([x, x[..., -1:].expand(*x.shape[:-1], need - x.shape[-1])], -1)
 
 
 def _f32(x) -> np.ndarray:
