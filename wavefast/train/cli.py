@@ -75,10 +75,12 @@ def run_pack(args) -> int:
 
 # --- train ------------------------------------------------------------------------------
 MODEL_FLAGS = {"channels": "residual_channels", "layers": "residual_layers", "cycle": "dilation_cycle", "T": "T",
+               "prior": "prior", "subband_levels": "subband_levels", "excitation": "excitation",
+               "harmonic_mean": "harmonic_mean",
                "beta_0": "beta_0", "beta_T": "beta_T", "segment_samples": "segment_samples",
                "sample_rate": "sample_rate"}
 TRAIN_FLAGS = ("steps", "batch_size", "lr", "ema_decay", "grad_clip", "loss", "seed", "log_every", "gain_db",
-               "low_t_fraction", "init_from",
+               "low_t_fraction", "init_from", "max_minutes",
                "checkpoint_every", "val_every", "val_items", "val_seconds", "val_steps", "val_schedule",
                "val_kappa")
 
@@ -88,6 +90,14 @@ def resolve_device(name: str) -> str:
     from ..devices import resolve_device as resolve
 
     return str(resolve(name))
+
+
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "true", "1", "yes"):
+        return True
+    if text.lower() in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
 def _is_pack(path: str) -> bool:
@@ -181,7 +191,8 @@ def run_train(args) -> int:
             raise WavefastError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     result = train(config, device, resume=args.resume, progress=not args.quiet)
-    state = "stopped" if result["interrupted"] else "finished"
+    state = "stopped" if result["interrupted"] else "finished" if result["step"] >= config.steps else \
+        "stopped at its time budget"
     print(f"wavefast: {state} at step {result['step']} ({result['samples_per_s']:.0f} audio samples/s); "
           f"run folder {config.out}", file=sys.stderr)
     return 130 if result["interrupted"] else 0
@@ -233,6 +244,11 @@ def register(subparsers) -> None:
     p.add_argument("--val-steps", type=int, help="sampling steps S for validation (default 6)")
     p.add_argument("--val-schedule", help="sampling schedule for validation (default var-quadratic)")
     p.add_argument("--val-kappa", type=float)
+    p.add_argument("--prior", choices=("standard", "shaped"), help="source-filter family: the diffusion prior")
+    p.add_argument("--subband-levels", type=int, help="source-filter family: Haar levels (0 = full band)")
+    p.add_argument("--excitation", type=_on_off, help="source-filter family: harmonic excitation per layer (on/off)")
+    p.add_argument("--harmonic-mean", type=_on_off, help="source-filter family: diffuse x0 - harmonic mean (on/off)")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes of this call")
     p.add_argument("--gain-db", type=float, help="random gain per example in [-G, G] dB (default 0 = off)")
     p.add_argument("--low-t-fraction", type=float, help="share of examples with t from the lowest fifth (default 0)")
     p.add_argument("--init-from", help="start the weights (and their EMA) from this model file, e.g. the shipped "

@@ -146,6 +146,7 @@ class TrainConfig:
     gain_db: float = 0.0  # random gain per example in [-gain_db, gain_db] dB (log-mel shifted to match)
     low_t_fraction: float = 0.0  # share of examples with t drawn from the lowest fifth of the steps
     init_from: Optional[str] = None  # start from these weights (a model file) instead of at random
+    max_minutes: Optional[float] = None  # stop (with a checkpoint) after this long; resume to go on
 
     def __post_init__(self):
         check_choice("loss", self.loss, LOSSES)
@@ -193,4 +194,5 @@ class TrainConfig:
 
 # Settings that may change when a run is resumed; anything else must match the checkpoint.
 RESUMABLE_CHANGES = ("pack", "out", "steps", "log_every", "checkpoint_every", "val_every", "val_items",
-                     "val_seconds", "val_steps", "val_schedule", "val_kappa", "export_dtype", "amp", "init_from")
+                     "val_seconds", "val_steps", "val_schedule", "val_kappa", "export_dtype", "amp", "init_from",
+                     "max_minutes")

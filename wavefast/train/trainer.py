@@ -312,6 +312,7 @@ class Trainer:
         window_time, total_time, interrupted = 0.0, 0.0, False
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
+        call_started, budget = time.monotonic(), False
         with _StopRequest() as stop:
             while self.step < cfg.steps:
                 start = time.perf_counter()
@@ -335,10 +336,12 @@ class Trainer:
                     window, window_time = [], 0.0
                 if cfg.val_every and self.step % cfg.val_every == 0:
                     self.validate()
+                if cfg.max_minutes is not None and time.monotonic() - call_started > 60.0 * cfg.max_minutes:
+                    budget = stop.requested = True  # a time budget: stop with a checkpoint, resume to go on
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stop.requested:
                     self.save_checkpoint()
                 if stop.requested:
-                    interrupted = True
+                    interrupted = not budget
                     break
         bar.close()
         rate = len(losses) * example_samples / total_time if total_time else 0.0
