@@ -53,6 +53,13 @@ def test_batched_equals_one_by_one_with_padding():
         alone, _ = voc(mels[i:i + 1, :, :n], seeds=[10 + i])
         assert torch.allclose(audio[i, :n * 256], alone[0], atol=TOL)
         assert torch.all(audio[i, n * 256:] == 0)
+    # items of different lengths ran as one padded batch (one backend call), not one call per length
+    calls = []
+    run = voc.backend.run
+    voc.backend.run = lambda *a, **k: calls.append(1) or run(*a, **k)
+    voc(mels, lengths=lengths, seeds=[10, 11, 12, 13])
+    assert len(calls) == 1
+    voc.backend.run = run
     # another item's padding content does not leak: change padding values, same output
     mels2 = mels.clone()
     mels2[1, :, 25:] = 0.5

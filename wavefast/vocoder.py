@@ -171,7 +171,7 @@ class Vocoder:
 
     # --- one window -----------------------------------------------------------------------
     def _window(self, mels: torch.Tensor, frames: int, seeds: Sequence[int], start_frame: int,
-                tracks: Tracks) -> torch.Tensor:
+                tracks: Tracks, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Audio of frames [start, start + frames) of each item: (B, frames * hop).
 
         ``mels`` (B, n_mels, frames or frames + 1): the window's mel and, when the utterance has
@@ -182,7 +182,8 @@ class Vocoder:
         x_T = noise.randn((length,))
         draws = torch.stack([noise.randn((length,)) for _ in range(self.backend.draws)]) \
             if self.backend.draws else None
-        return self.backend.run(mels, x_T, draws, tracks)
+        return self.backend.run(mels, x_T, draws, tracks, lengths) if lengths is not None else \
+            self.backend.run(mels, x_T, draws, tracks)
 
     @staticmethod
     def _slice_tracks(tracks: Tracks, lo: int, hi: int, spec) -> Tracks:
@@ -228,7 +229,9 @@ class Vocoder:
         """mels (B, n_mels, frames) padded (numpy or torch); lengths in frames (default all); one seed per item.
 
         Returns ``(audio (B, max_samples), sample_lengths (B,))`` as torch tensors; audio past an
-        item's length is zero. An item's audio depends only on its own mel, length and seed.
+        item's length is zero. An item's audio depends only on its own mel, length and seed: items
+        of different lengths run as one padded batch (the torch backend masks every layer past each
+        item's end, so padding never reaches it); the ONNX backend batches items of equal length.
         """
         mels = _as_tensor(mels, "mels")
         if mels.dim() == 2:
@@ -252,18 +255,23 @@ class Vocoder:
             raise WavefastError(f"lengths must lie in [1, {frames}] frames, got {lengths}")
         checked = [self._check(mels[i, :, :lengths[i]], f"mel of item {i}")[0] for i in range(batch)]
         audio = torch.zeros(batch, frames * self.hop)
-        by_length: Dict[int, List[int]] = {}
-        for i, n in enumerate(lengths):
-            by_length.setdefault(n, []).append(i)
-        for n, items in by_length.items():
-            if n > self.chunk_frames + 2 * self.context_frames:
-                for i in items:
-                    audio[i, :n * self.hop] = self._whole(checked[i], seeds[i])
-            else:
-                stack = torch.stack([checked[i] for i in items])
-                tracks = self.backend.analyse(stack)
-                audio[items, :n * self.hop] = self._window(stack, n, [seeds[i] for i in items], 0,
-                                                           self._slice_tracks(tracks, 0, n, self.spec))
+        short = [i for i, n in enumerate(lengths) if n <= self.chunk_frames + 2 * self.context_frames]
+        for i in sorted(set(range(batch)) - set(short)):  # long items: chunked, one by one
+            audio[i, :lengths[i] * self.hop] = self._whole(checked[i], seeds[i])
+        groups = [short] if self.backend.supports_lengths else \
+            [[i for i in short if lengths[i] == n] for n in sorted({lengths[i] for i in short})]
+        for items in (g for g in groups if g):
+            top = max(lengths[i] for i in items)
+            stack = torch.full((len(items), self.n_mels, top), float(checked[items[0]].min()))
+            for row, i in enumerate(items):
+                stack[row, :, :lengths[i]] = checked[i]
+            mixed = len({lengths[i] for i in items}) > 1
+            item_lengths = torch.tensor([lengths[i] for i in items]) if mixed else None
+            tracks = self.backend.analyse(stack, item_lengths)
+            window = self._window(stack, top, [seeds[i] for i in items], 0,
+                                  self._slice_tracks(tracks, 0, top, self.spec), item_lengths)
+            for row, i in enumerate(items):
+                audio[i, :lengths[i] * self.hop] = window[row, :lengths[i] * self.hop]
         return audio, torch.tensor([n * self.hop for n in lengths])
 
     # --- streaming ---------------------------------------------------------------------------

@@ -235,6 +235,67 @@ def cmd_vocoder(args) -> int:
     return 0
 
 
+def cmd_vocoder_table(args) -> int:
+    """Vocode held-out mels with the given models and score them beside the anchors."""
+    import json as _json
+
+    from ..audio.io import load_mel, read_audio
+    from ..fileio import atomic_write_text
+    from .recognizer import read_transcripts
+    from .vocoder_eval import evaluate_vocoders, table
+
+    from ..vocoder import Vocoder
+
+    mel_dir = Path(args.mels)
+    mel_files = sorted(p for p in mel_dir.iterdir() if p.suffix in (".pt", ".npy")) if mel_dir.is_dir() else []
+    if args.ids:
+        wanted = set(_expand_ids(args.ids))
+        mel_files = [p for p in mel_files if p.name.split(".")[0] in wanted]
+    if not mel_files:
+        raise WavefastError(f"no mel files (.pt / .npy) to evaluate in {mel_dir}")
+    mels = {p.name.split(".")[0]: load_mel(p) for p in mel_files}
+    references = None
+    if args.references:
+        references = {}
+        for ident in mels:
+            path = Path(args.references) / f"{ident}.wav"
+            if path.is_file():
+                references[ident] = read_audio(path, args.sample_rate)[0]
+    transcripts = read_transcripts(args.transcripts) if args.transcripts else None
+    systems = {}
+    for spec_text in args.system:
+        name, _, rest = spec_text.partition("=")
+        path, _, opts = rest.partition(":")
+        options = dict(item.split("=", 1) for item in opts.split(",") if item) if opts else {}
+        voc = Vocoder.from_pretrained(path or None, steps=int(options["steps"]) if "steps" in options else None,
+                                      plan=options.get("plan"),
+                                      kappa=float(options["kappa"]) if "kappa" in options else None)
+        systems[name] = (lambda v: lambda ident, mel: v.vocode_long(mel, seed=0).numpy())(voc)
+    results = evaluate_vocoders(systems, mels, args.sample_rate, references, transcripts, anchors=not args.no_anchors,
+                                mos=not args.no_mos, pitch_from="hifigan-v1" if args.pitch_from_hifigan else None)
+    text = table(results)
+    print(text)
+    if args.output:
+        atomic_write_text(Path(args.output).with_suffix(".md"), text + "\n")
+        atomic_write_text(Path(args.output).with_suffix(".json"), _json.dumps(
+            {k: {"summary": v["summary"], "n": v["n"], "files": v["files"]} for k, v in results.items()}, indent=1))
+    return 0
+
+
+def _expand_ids(text: str) -> List[str]:
+    """``LJ001-0033..LJ001-0100,LJ002-0001`` -> the ids (ranges over the last number)."""
+    out = []
+    for part in text.split(","):
+        if ".." in part:
+            a, b = part.split("..")
+            prefix, start = a.rsplit("-", 1)
+            _, stop = b.rsplit("-", 1)
+            out += [f"{prefix}-{n:0{len(start)}d}" for n in range(int(start), int(stop) + 1)]
+        elif part:
+            out.append(part)
+    return out
+
+
 def add_eval_commands(sub) -> None:
     """Add ``sc09``, ``mos`` and ``vocoder`` to an argparse sub-parser collection."""
     p = sub.add_parser("sc09", help="FID / IS / mIS / AM / NDB of generated 1 s digits (SC09 classifier)")
@@ -251,6 +312,22 @@ def add_eval_commands(sub) -> None:
     p.add_argument("dir", help="folder of .wav files")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.set_defaults(func=cmd_mos)
+
+    p = sub.add_parser("vocoder-table", help="vocode mels with models and score them beside Griffin-Lim, HiFi-GAN "
+                                             "and the recordings: DNSMOS, WER, GPE/VDE, MR-STFT, log-mel")
+    p.add_argument("--mels", required=True, help="folder of mel .pt/.npy files (e.g. ../shared/data/ljspeech/mels)")
+    p.add_argument("--ids", help="utterance ids or ranges, e.g. LJ001-0025..LJ001-0032 (default: all)")
+    p.add_argument("--references", help="folder of recordings ID.wav (MR-STFT, log-mel, pitch, the 'real' row)")
+    p.add_argument("--transcripts", help="LJSpeech-style metadata.csv for WER")
+    p.add_argument("--system", action="append", default=[], metavar="NAME=MODEL[:steps=S,plan=P,kappa=K]",
+                   help="a model to score (MODEL empty = the shipped vocoder); repeat for several")
+    p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--pitch-from-hifigan", action="store_true",
+                   help="pitch reference = HiFi-GAN's output (for mels without recordings)")
+    p.add_argument("--no-anchors", action="store_true")
+    p.add_argument("--no-mos", action="store_true")
+    p.add_argument("-o", "--output", help="write OUTPUT.md and OUTPUT.json")
+    p.set_defaults(func=cmd_vocoder_table)
 
     p = sub.add_parser("vocoder", help="log-mel L1, MR-STFT, MCD, PESQ, STOI against ground truth")
     p.add_argument("generated_dir", help="folder of vocoded .wav files")

@@ -60,10 +60,23 @@ def lmnt_embedding_table(rows: int, dim: int = STEP_EMBED_IN) -> torch.Tensor:
     return torch.cat([torch.sin(table), torch.cos(table)], dim=1)
 
 
+class CondTerms(list):
+    """Per-layer conditioner terms, plus ``mask`` (B, 1, L) for a batch of mixed lengths (None otherwise)."""
+
+    mask: Optional[torch.Tensor] = None
+
+
+def length_mask(lengths: torch.Tensor, size: int, scale: int = 1) -> torch.Tensor:
+    """(B, 1, size) float mask, 1 where position < lengths * scale."""
+    positions = torch.arange(size, device=lengths.device)
+    return (positions[None, :] < (lengths.long()[:, None] * scale)).float()[:, None, :]
+
+
 class MelUpsampler(nn.Module):
     """Two ConvTranspose2d (kernel 3x32, stride 1x16, padding 1x8), leaky_relu(0.4) after each.
 
-    (B, n_mels, frames) -> (B, n_mels, 256 * frames).
+    (B, n_mels, frames) -> (B, n_mels, 256 * frames). With ``lengths`` (B,) in frames, every stage's
+    output is zeroed past each item's end, so a padded item upsamples exactly as it would alone.
     """
 
     def __init__(self):
@@ -72,9 +85,13 @@ class MelUpsampler(nn.Module):
         self.conv1 = nn.ConvTranspose2d(1, 1, (3, 2 * s), stride=(1, s), padding=(1, s // 2))
         self.conv2 = nn.ConvTranspose2d(1, 1, (3, 2 * s), stride=(1, s), padding=(1, s // 2))
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         h = mel.unsqueeze(1)
+        if lengths is not None:
+            h = h * length_mask(lengths, h.shape[-1])[:, None]
         h = F.leaky_relu(self.conv1(h), 0.4)
+        if lengths is not None:
+            h = h * length_mask(lengths, h.shape[-1], UPSAMPLE_STRIDE)[:, None]
         h = F.leaky_relu(self.conv2(h), 0.4)
         return h.squeeze(1)
 
@@ -95,13 +112,16 @@ class ResidualLayer(nn.Module):
             self.cond_proj = None
             self.upsampler = None
 
-    def conditioner(self, mel: torch.Tensor, shared_upsampled: Optional[torch.Tensor], length: int) -> torch.Tensor:
+    def conditioner(self, mel: torch.Tensor, shared_upsampled: Optional[torch.Tensor], length: int,
+                    lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Step-invariant term ``W_c U(c)``: (B, 2C, length)."""
-        up = self.upsampler(mel) if self.upsampler is not None else shared_upsampled
+        up = self.upsampler(mel, lengths) if self.upsampler is not None else shared_upsampled
         return self.cond_proj(up[..., :length])
 
-    def forward(self, x, step_emb, cond_term: Optional[torch.Tensor]):
+    def forward(self, x, step_emb, cond_term: Optional[torch.Tensor], mask: Optional[torch.Tensor] = None):
         h = x + self.step_proj(step_emb).unsqueeze(-1)
+        if mask is not None:  # zero past each item's end, as the convolution's own padding is
+            h = h * mask
         y = self.dilated_conv(h)
         if cond_term is not None:
             y = y + cond_term
@@ -152,11 +172,13 @@ class DiffWave(nn.Module):
         return F.silu(self.step_fc2(e))
 
     # --- step-invariant conditioning ------------------------------------------------
-    def prepare(self, cond: Optional[torch.Tensor], length: int) -> Optional[List[torch.Tensor]]:
+    def prepare(self, cond: Optional[torch.Tensor], length: int, lengths: Optional[torch.Tensor] = None
+                ) -> Optional[List[torch.Tensor]]:
         """Per-layer conditioner terms for audio of ``length`` samples, or None if unconditional.
 
         cond: (B, n_mels, frames) with ``frames * 256 >= length``. Returns a list of
-        (B, 2C, length) tensors, one per residual layer.
+        (B, 2C, length) tensors, one per residual layer. ``lengths`` (B,) in frames: a padded batch
+        of mixed lengths, each item computed exactly as alone (its padding never reaches it).
         """
         if not self.config.conditional:
             if cond is not None:
@@ -168,8 +190,11 @@ class DiffWave(nn.Module):
             raise ValueError(f"cond must be (B, {self.config.n_mels}, frames), got {tuple(cond.shape)}")
         if cond.shape[-1] * UPSAMPLE_STRIDE ** 2 < length:
             raise ValueError(f"{cond.shape[-1]} mel frames cover {cond.shape[-1] * 256} samples < length {length}")
-        shared = self.upsampler(cond) if self.upsampler is not None else None
-        return [layer.conditioner(cond, shared, length) for layer in self.layers]
+        shared = self.upsampler(cond, lengths) if self.upsampler is not None else None
+        terms = CondTerms(layer.conditioner(cond, shared, length, lengths) for layer in self.layers)
+        if lengths is not None:
+            terms.mask = length_mask(lengths.to(cond.device), length, self.spec.hop_length).to(cond.dtype)
+        return terms
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond_terms: Optional[List[torch.Tensor]]) -> torch.Tensor:
         """eps(x, t) given the precomputed conditioner terms from :meth:`prepare`."""
@@ -182,8 +207,9 @@ class DiffWave(nn.Module):
         """eps given the step embedding (B, 512) from :meth:`embed_steps` (constant per step in a plan)."""
         h = F.relu(self.input_conv(x))
         skip = None
+        mask = getattr(cond_terms, "mask", None)
         for k, layer in enumerate(self.layers):
-            h, s = layer(h, step_emb, None if cond_terms is None else cond_terms[k])
+            h, s = layer(h, step_emb, None if cond_terms is None else cond_terms[k], mask)
             skip = s if skip is None else skip + s
         out = skip * math.sqrt(1.0 / len(self.layers))
         out = F.relu(self.skip_conv(out))

@@ -92,11 +92,14 @@ class FrameNet(nn.Module):
         """Frames either side that reach one output frame."""
         return 2 * (1 + len(self.blocks))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor = None) -> torch.Tensor:
+        """``mask`` (B, 1, F): frames past each item's end are zeroed before every convolution."""
+        if mask is not None:
+            x = x * mask
         h = F.leaky_relu(self.inp(x), 0.2)
         for block in self.blocks:
-            h = h + F.leaky_relu(block(h), 0.2)
-        return self.out(h)
+            h = h + F.leaky_relu(block(h if mask is None else h * mask), 0.2)
+        return self.out(h if mask is None else h * mask)
 
 
 def mel_features(log_mel: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ network is a DiffWave over Haar subbands. The diffusion and its samplers are the
 ones; only the noise, the conditioning and the output differ:
 
 - **shaped prior** (``prior="shaped"``, SpecGrad/PriorGrad): ``eps = L z``, L the mel's
-  spectral-envelope filter (:mod:`wavefast.models.prior`). The network sees the whitened
+  spectral-envelope filter (:mod:`wavefast.models.prior`); ``prior="energy"`` is PriorGrad's
+  frame-energy prior (each frame's envelope RMS, a flat spectrum). The network sees the whitened
   ``L^-1 y_t`` (inverse gains) and predicts the white ``z``, so ``||z - z_hat||^2`` is
   PriorGrad's ``Sigma^-1``-weighted loss and the high-noise steps stay an identity to learn;
   :meth:`denoise` returns ``L z_hat``; the sampler's noise source draws ``L z``.
@@ -47,7 +48,7 @@ import torch.nn.functional as F
 
 from ..audio.pitch import F0_MAX, F0_MIN, frames_to_samples, phase_track
 from ..errors import WavefastError
-from .diffwave import STEP_EMBED_HIDDEN, STEP_EMBED_IN, sinusoidal_step_embedding
+from .diffwave import STEP_EMBED_HIDDEN, STEP_EMBED_IN, length_mask, sinusoidal_step_embedding
 from .harmonic import FrameNet, excitation, f0_features, harmonic_sum, mel_features
 from .prior import envelope_gains, apply_envelope
 from .spec import SourceFilterConfig
@@ -69,6 +70,19 @@ class Prepared:
     mean: Optional[torch.Tensor]
     f0: Optional[torch.Tensor] = None
     voicing: Optional[torch.Tensor] = None
+    mask: Optional[torch.Tensor] = None  # (B, 1, L): a padded batch of mixed lengths
+    band_mask: Optional[torch.Tensor] = None  # (B, 1, L / bands)
+
+
+def solo_frames(x: torch.Tensor, lengths: torch.Tensor, need: int) -> torch.Tensor:
+    """Frames of a padded batch (..., F) as each item alone sees them: frame ``n_b`` repeats frame
+    ``n_b - 1`` (an utterance's end), later frames are zero. Returns (..., need)."""
+    x = _frames(x, need)
+    index = torch.minimum(torch.arange(need, device=x.device)[None, :], (lengths - 1)[:, None])  # (B, need)
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (need,)
+    gathered = torch.gather(x, -1, index.view(shape).expand_as(x))
+    keep = length_mask(lengths + 1, need).to(x.dtype).view(shape)
+    return gathered * keep
 
 
 def _frames(x: torch.Tensor, need: int) -> torch.Tensor:
@@ -89,8 +103,10 @@ class _Layer(nn.Module):
         self.aux_proj = nn.Conv1d(aux_channels, 2 * c, 1) if aux_channels else None
         self.out_proj = nn.Conv1d(c, 2 * c, 1)
 
-    def forward(self, x, step_emb, term):
+    def forward(self, x, step_emb, term, mask=None):
         h = x + self.step_proj(step_emb).unsqueeze(-1)
+        if mask is not None:  # zero past each item's end, as the convolution's own padding is
+            h = h * mask
         y = self.dilated_conv(h) + term
         z = torch.tanh(y[:, : self.channels]) * torch.sigmoid(y[:, self.channels:])
         out = self.out_proj(z)
@@ -138,14 +154,17 @@ class SourceFilterDiffWave(nn.Module):
         return groups
 
     # --- pitch ------------------------------------------------------------------------
-    def pitch_outputs(self, mel: torch.Tensor):
-        """(log F0 (B, F) natural log of Hz, voicing logit (B, F)) predicted from the mel."""
-        out = self.pitch_net(mel_features(mel))
+    def pitch_outputs(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None):
+        """(log F0 (B, F) natural log of Hz, voicing logit (B, F)) predicted from the mel.
+
+        ``lengths`` (B,) frames: each item of a padded batch as if alone."""
+        mask = None if lengths is None else length_mask(lengths.to(mel.device), mel.shape[-1]).to(mel.dtype)
+        out = self.pitch_net(mel_features(mel), mask)
         return out[:, 0] + math.log(150.0), out[:, 1]
 
-    def predict_pitch(self, mel: torch.Tensor):
+    def predict_pitch(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None):
         """(F0 Hz (B, F), voicing probability (B, F)) from the mel, F0 clamped to [55, 600] Hz."""
-        log_f0, logit = self.pitch_outputs(mel)
+        log_f0, logit = self.pitch_outputs(mel, lengths)
         return torch.exp(log_f0).clamp(F0_MIN, F0_MAX), torch.sigmoid(logit)
 
     # --- step-invariant conditioning ---------------------------------------------------
@@ -158,15 +177,26 @@ class SourceFilterDiffWave(nn.Module):
             raise ValueError(f"{mel.shape[-1]} mel frames cover {mel.shape[-1] * self.hop} samples < length {length}")
 
     def prepare(self, mel: torch.Tensor, length: int, f0: Optional[torch.Tensor] = None,
-                voicing: Optional[torch.Tensor] = None, phase: Optional[torch.Tensor] = None) -> Prepared:
+                voicing: Optional[torch.Tensor] = None, phase: Optional[torch.Tensor] = None,
+                lengths: Optional[torch.Tensor] = None) -> Prepared:
         """Everything that does not depend on the diffusion step (see :class:`Prepared`).
 
         Without ``f0`` the model's own predictor gives F0 and voicing; without ``phase`` the
         phase is integrated from F0 starting at 0 (:func:`wavefast.audio.pitch.phase_track`).
+        ``lengths`` (B,) in frames: a padded batch of mixed lengths; every frame network, every
+        residual layer and the prior filter see each item as if it were alone (frames past its
+        end repeated once, then zero; samples past its end zero).
         """
         cfg = self.config
         self._check_inputs(mel, length)
         need = length // self.hop + 1  # frames 0 .. L / hop: the last one repeated at an utterance's end
+        frame_mask = band_mask = mask = None
+        if lengths is not None:
+            lengths = lengths.to(mel.device).long()
+            mel, f0, voicing = (None if x is None else solo_frames(x, lengths, need) for x in (mel, f0, voicing))
+            frame_mask = length_mask(lengths + 1, need).to(mel.dtype)
+            mask = length_mask(lengths, length, self.hop).to(mel.dtype)
+            band_mask = length_mask(lengths, length // cfg.bands, self.hop // cfg.bands).to(mel.dtype)
         mel = _frames(mel, need)
         f0 = None if f0 is None else _frames(f0, need)
         voicing = None if voicing is None else _frames(voicing, need)
@@ -176,7 +206,7 @@ class SourceFilterDiffWave(nn.Module):
         mean = None
         if cfg.uses_pitch:
             if f0 is None:
-                f0, predicted_voicing = self.predict_pitch(mel)
+                f0, predicted_voicing = self.predict_pitch(mel, None if lengths is None else lengths + 1)
                 voicing = predicted_voicing if voicing is None else voicing
             elif voicing is None:
                 raise ValueError("a user F0 needs its voicing (B, frames) too")
@@ -188,13 +218,15 @@ class SourceFilterDiffWave(nn.Module):
             voicing_s = frames_to_samples(voicing, length, self.hop)
             frame_in = torch.cat([frame_in, f0_features(f0, voicing)], 1)
             if cfg.excitation:
-                aux.append(haar_analysis(excitation(phase, f0_s, voicing_s, cfg.harmonics, self.sample_rate),
-                                         cfg.subband_levels))
+                exc = excitation(phase, f0_s, voicing_s, cfg.harmonics, self.sample_rate)
+                aux.append(haar_analysis(exc if mask is None else exc * mask, cfg.subband_levels))
             if cfg.harmonic_mean:
-                coefficients = self.harmonic_net(frame_in) * (HARMONIC_SCALE * voicing[:, None])
+                coefficients = self.harmonic_net(frame_in, frame_mask) * (HARMONIC_SCALE * voicing[:, None])
                 mean = harmonic_sum(coefficients, phase, f0_s, self.hop, self.sample_rate)[:, None]
+                if mask is not None:
+                    mean = mean * mask
                 aux.append(haar_analysis(mean.detach(), cfg.subband_levels))
-        features = self.frame_net(frame_in)
+        features = self.frame_net(frame_in, frame_mask)
         aux_signal = torch.cat(aux, 1) if aux else None
         terms = []
         for layer in self.layers:
@@ -203,9 +235,12 @@ class SourceFilterDiffWave(nn.Module):
                 term = term + layer.aux_proj(aux_signal)
             terms.append(term)
         gains = None
-        if cfg.prior == "shaped":
+        if cfg.prior != "standard":
             gains = envelope_gains(mel, self.sample_rate, self.spec.mel_frontend, cfg.prior_floor, cfg.prior_scale)
-        return Prepared(terms, gains, mean, f0 if cfg.uses_pitch else None, voicing if cfg.uses_pitch else None)
+            if cfg.prior == "energy":  # PriorGrad: one level per frame (the envelope's RMS), a flat spectrum
+                gains = gains.pow(2).mean(dim=1, keepdim=True).sqrt().expand_as(gains)
+        return Prepared(terms, gains, mean, f0 if cfg.uses_pitch else None, voicing if cfg.uses_pitch else None,
+                        mask, band_mask)
 
     # --- one network call ---------------------------------------------------------------
     def embed_steps(self, t: torch.Tensor) -> torch.Tensor:
@@ -220,19 +255,30 @@ class SourceFilterDiffWave(nn.Module):
 
     def predict_white_embedded(self, y: torch.Tensor, step_emb: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """:meth:`predict_white` given the step embedding (B, 512) (a constant per step in an exported graph)."""
+        mask = prepared.mask
+        if mask is not None:
+            y = y * mask
         if prepared.gains is not None:  # work in the whitened domain: w = L^-1 y (approximately)
             y = apply_envelope(y, 1.0 / prepared.gains, self.hop)
+            if mask is not None:
+                y = y * mask
         h = F.relu(self.input_conv(haar_analysis(y, self.config.subband_levels)))
         skip = None
         for layer, term in zip(self.layers, prepared.terms):
-            h, s = layer(h, step_emb, term)
+            h, s = layer(h, step_emb, term, prepared.band_mask)
             skip = s if skip is None else skip + s
         out = F.relu(self.skip_conv(skip * math.sqrt(1.0 / len(self.layers))))
-        return haar_synthesis(self.output_conv(out), self.config.subband_levels)
+        out = haar_synthesis(self.output_conv(out), self.config.subband_levels)
+        return out if mask is None else out * mask
 
     def shape_noise(self, z: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Prior noise ``L z`` from white z (B, 1, L)."""
-        return z if prepared.gains is None else apply_envelope(z, prepared.gains, self.hop)
+        if prepared.mask is not None:
+            z = z * prepared.mask
+        if prepared.gains is None:
+            return z
+        out = apply_envelope(z, prepared.gains, self.hop)
+        return out if prepared.mask is None else out * prepared.mask
 
     def denoise(self, y: torch.Tensor, t: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """eps (in the prior's shape) for the diffusion variable y (B, 1, L)."""

@@ -15,7 +15,7 @@ from ..errors import WavefastError, check_choice
 from ..schedules.noise import LinearBetaSchedule
 
 STEP_EMBEDDINGS = ("sinusoidal", "table")
-PRIORS = ("standard", "shaped")
+PRIORS = ("standard", "energy", "shaped")
 FAMILIES = ("diffwave", "sourcefilter")
 MEL_FRONTENDS = ("tacotron2", "lmnt")
 MAX_CHANNELS, MAX_LAYERS = 4096, 512  # far above any published network; bigger values are a damaged spec
@@ -164,8 +164,8 @@ class SourceFilterConfig:
         """Samples that reach one output sample in one network call (stack, Haar blocks and prior filter)."""
         stack = 1 + 2 * sum(2 ** (i % self.dilation_cycle) for i in range(self.residual_layers))
         field = stack * self.bands + self.bands
-        if self.prior == "shaped":
-            field += 2 * 2 * 512  # the envelope filter (on the input and the output) reads +-512 samples each time
+        if self.prior != "standard":
+            field += 2 * 2 * 512  # the prior filter (on the input and the output) reads +-512 samples each time
         return field
 
 

@@ -61,12 +61,15 @@ class SamplingBackend:
         chain = len(self.plan) * (self.receptive_field() - 1) // 2
         return math.ceil(chain / self.spec.hop_length) + self.frame_context() + 2
 
-    def analyse(self, mel: torch.Tensor) -> Tracks:
-        """Frame-rate side inputs for a whole utterance (B, n_mels, F) -> tracks, or None."""
+    #: whether ``run`` takes ``lengths`` (a padded batch of mixed lengths in one pass)
+    supports_lengths = False
+
+    def analyse(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> Tracks:
+        """Frame-rate side inputs for whole utterances (B, n_mels, F) -> tracks, or None."""
         return None
 
     def run(self, mel: Optional[torch.Tensor], x_T: torch.Tensor, noise: Optional[torch.Tensor],
-            tracks: Tracks = None) -> torch.Tensor:
+            tracks: Tracks = None, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -82,6 +85,7 @@ class TorchBackend(SamplingBackend):
     """A PyTorch model (DiffWave or source-filter DiffWave) on its own device and dtype."""
 
     name = "torch"
+    supports_lengths = True
 
     def __init__(self, model, plan: SamplingPlan, kappa: Optional[float] = None, clamp: Optional[float] = None):
         self.model = model.eval()
@@ -94,14 +98,14 @@ class TorchBackend(SamplingBackend):
         self.dtype = first.dtype if first is not None else torch.float32
 
     @torch.no_grad()
-    def analyse(self, mel: torch.Tensor) -> Tracks:
+    def analyse(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> Tracks:
         if not self.uses_pitch:
             return None
-        f0, voicing = self.model.predict_pitch(mel.to(self.device, self.dtype))
+        f0, voicing = self.model.predict_pitch(mel.to(self.device, self.dtype), lengths)
         return {"f0": f0.float().cpu(), "voicing": voicing.float().cpu()}
 
     @torch.no_grad()
-    def run(self, mel, x_T, noise, tracks: Tracks = None) -> torch.Tensor:
+    def run(self, mel, x_T, noise, tracks: Tracks = None, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         model, device, dtype = self.model, self.device, self.dtype
         length = x_T.shape[-1]
         if mel is not None:
@@ -109,9 +113,16 @@ class TorchBackend(SamplingBackend):
         if self.uses_pitch:
             if not tracks:
                 raise WavefastError("this model needs F0 tracks (analyse the mel first)")
+            if lengths is not None:  # each item's tracks as it alone would have them (its last frame held)
+                from ..models.sourcefilter import solo_frames
+
+                need = length // self.spec.hop_length + 1
+                tracks = dict(tracks, **{k: solo_frames(tracks[k], lengths, need) for k in ("f0", "voicing")})
             phase = window_phase(self.spec, tracks, length).to(device)
             context = model.prepare(mel, length, f0=tracks["f0"].to(device, dtype),
-                                    voicing=tracks["voicing"].to(device, dtype), phase=phase)
+                                    voicing=tracks["voicing"].to(device, dtype), phase=phase, lengths=lengths)
+        elif lengths is not None and mel is not None:
+            context = model.prepare(mel, length, lengths=lengths)
         else:
             context = model.prepare(mel, length)
         shape = lambda z: model.shape_noise(z, context)  # noqa: E731

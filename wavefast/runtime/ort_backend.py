@@ -124,14 +124,18 @@ class OnnxBackend(SamplingBackend):
     def draws(self) -> int:
         return self._draws
 
-    def analyse(self, mel: torch.Tensor) -> Tracks:
+    def analyse(self, mel: torch.Tensor, lengths=None) -> Tracks:
         if self.pitch_session is None:
             return None
+        if lengths is not None:
+            raise WavefastError("the onnx backend runs items of equal length together (no lengths input)")
         f0, voicing = self.pitch_session.run(["f0", "voicing"], {"mel": _f32(mel)})
         return {"f0": torch.from_numpy(f0), "voicing": torch.from_numpy(voicing)}
 
-    def run(self, mel, x_T, noise, tracks: Tracks = None) -> torch.Tensor:
+    def run(self, mel, x_T, noise, tracks: Tracks = None, lengths=None) -> torch.Tensor:
         """White noise (and the mel, and tracks for source-filter graphs) in, audio (B, L) out."""
+        if lengths is not None:
+            raise WavefastError("the onnx backend runs items of equal length together (no lengths input)")
         feeds = {"x_T": _f32(x_T)}
         if self.uses_pitch:  # the graph reads exactly L / hop + 1 frames: repeat the last one at an utterance's end
             need = x_T.shape[-1] // self.spec.hop_length + 1

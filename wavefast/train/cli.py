@@ -76,11 +76,11 @@ def run_pack(args) -> int:
 # --- train ------------------------------------------------------------------------------
 MODEL_FLAGS = {"channels": "residual_channels", "layers": "residual_layers", "cycle": "dilation_cycle", "T": "T",
                "prior": "prior", "subband_levels": "subband_levels", "excitation": "excitation",
-               "harmonic_mean": "harmonic_mean",
+               "harmonic_mean": "harmonic_mean", "prior_scale": "prior_scale",
                "beta_0": "beta_0", "beta_T": "beta_T", "segment_samples": "segment_samples",
                "sample_rate": "sample_rate"}
 TRAIN_FLAGS = ("steps", "batch_size", "lr", "ema_decay", "grad_clip", "loss", "seed", "log_every", "gain_db",
-               "low_t_fraction", "init_from", "max_minutes",
+               "low_t_fraction", "init_from", "max_minutes", "stft_weight",
                "checkpoint_every", "val_every", "val_items", "val_seconds", "val_steps", "val_schedule",
                "val_kappa")
 
@@ -244,7 +244,9 @@ def register(subparsers) -> None:
     p.add_argument("--val-steps", type=int, help="sampling steps S for validation (default 6)")
     p.add_argument("--val-schedule", help="sampling schedule for validation (default var-quadratic)")
     p.add_argument("--val-kappa", type=float)
-    p.add_argument("--prior", choices=("standard", "shaped"), help="source-filter family: the diffusion prior")
+    p.add_argument("--prior", choices=("standard", "energy", "shaped"), help="source-filter family: the prior")
+    p.add_argument("--prior-scale", type=float, help="source-filter family: prior noise level / speech envelope")
+    p.add_argument("--stft-weight", type=float, help="source-filter family: MR-STFT loss on x0 at low noise")
     p.add_argument("--subband-levels", type=int, help="source-filter family: Haar levels (0 = full band)")
     p.add_argument("--excitation", type=_on_off, help="source-filter family: harmonic excitation per layer (on/off)")
     p.add_argument("--harmonic-mean", type=_on_off, help="source-filter family: diffuse x0 - harmonic mean (on/off)")

@@ -45,6 +45,7 @@ class ModelConfig:
     prior: str = "shaped"
     excitation: bool = True
     harmonic_mean: bool = False
+    prior_scale: float = 1.0
 
     def __post_init__(self):
         check_choice("model family", self.family, ("diffwave", "sourcefilter"))
@@ -65,7 +66,7 @@ class ModelConfig:
             arch = SourceFilterConfig(residual_channels=self.residual_channels, residual_layers=self.residual_layers,
                                       dilation_cycle=self.dilation_cycle, subband_levels=self.subband_levels,
                                       n_mels=self.n_mels, prior=self.prior, excitation=self.excitation,
-                                      harmonic_mean=self.harmonic_mean)
+                                      harmonic_mean=self.harmonic_mean, prior_scale=float(self.prior_scale))
         else:
             arch = DiffWaveConfig(residual_channels=self.residual_channels, skip_channels=self.residual_channels,
                                   residual_layers=self.residual_layers, dilation_cycle=self.dilation_cycle,
@@ -147,6 +148,7 @@ class TrainConfig:
     low_t_fraction: float = 0.0  # share of examples with t drawn from the lowest fifth of the steps
     init_from: Optional[str] = None  # start from these weights (a model file) instead of at random
     max_minutes: Optional[float] = None  # stop (with a checkpoint) after this long; resume to go on
+    stft_weight: float = 0.0  # source-filter family: MR-STFT loss on x0 predicted at the low-noise steps
 
     def __post_init__(self):
         check_choice("loss", self.loss, LOSSES)

@@ -14,6 +14,9 @@ Source-filter DiffWave (:mod:`wavefast.models.sourcefilter`), per example::
                                             bin weigh a million times more than speech)
     f0   = |log F0_hat - log F0| on frames with voicing > 0.5,  vuv = BCE(voicing logit, voicing)
 
+    stft = w MR-STFT(x0_hat, x0) on the examples with t in the lowest fifth (``stft_weight`` w; 0 = off),
+           x0_hat = (y_t - sqrt(1 - abar) L z_hat) / sqrt(abar) (+ mu)
+
 Each returns per-example tensors (B,) in a dict; the trainer sums their means.
 """
 
@@ -37,7 +40,7 @@ def diffwave_losses(model, schedule, batch: dict, t: torch.Tensor, eps: torch.Te
 
 
 def sourcefilter_losses(model, schedule, batch: dict, t: torch.Tensor, z: torch.Tensor,
-                        zero_excitation: bool = False) -> Dict[str, torch.Tensor]:
+                        zero_excitation: bool = False, stft_weight: float = 0.0) -> Dict[str, torch.Tensor]:
     from ..models.prior import apply_envelope
 
     x0, mel = batch["audio"], batch["mel"]
@@ -48,8 +51,20 @@ def sourcefilter_losses(model, schedule, batch: dict, t: torch.Tensor, z: torch.
         kwargs = {"f0": batch["f0"], "voicing": voicing, "phase": batch["phase"]}
     prep = model.prepare(mel, x0.shape[-1], **kwargs)
     y0 = x0 if prep.mean is None else x0 - prep.mean.detach()
-    y_t = schedule.add_noise(y0, t, model.shape_noise(z, prep))
-    out = {"diff": ((model.predict_white(y_t, t.float(), prep) - z) ** 2).flatten(1).mean(1)}
+    eps = model.shape_noise(z, prep)
+    y_t = schedule.add_noise(y0, t, eps)
+    z_hat = model.predict_white(y_t, t.float(), prep)
+    out = {"diff": ((z_hat - z) ** 2).flatten(1).mean(1)}
+    if stft_weight > 0:  # a multi-resolution STFT loss on the x0 the low-noise steps predict
+        from ..learn.ddss import mr_stft_distance
+
+        low = t < max(1, schedule.T // 5)
+        if bool(low.any()):
+            ab = schedule.alpha_bar_discrete.to(x0)[t.long()].view(-1, 1, 1)
+            x0_hat = (y_t - (1 - ab).sqrt() * model.shape_noise(z_hat, prep)) / ab.sqrt()
+            x0_hat = model.finish(x0_hat, prep) if prep.mean is not None else x0_hat
+            spectral = mr_stft_distance(x0_hat[low], x0[low])
+            out["stft"] = torch.zeros_like(out["diff"]).index_put((low.nonzero()[:, 0],), stft_weight * spectral)
     if prep.mean is not None:
         residual, reference = prep.mean - x0, x0
         if prep.gains is not None:  # whitened, with each frame's gains floored 40 dB below its peak

@@ -65,6 +65,18 @@ LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
 
 
+def _spec_diff(a: ModelSpec, b: ModelSpec) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    out = []
+    for key in sorted(set(da) | set(db)):
+        if isinstance(da.get(key), dict) and isinstance(db.get(key), dict):
+            out += [f"{key}.{k}: {da[key].get(k)!r} -> {db[key].get(k)!r}" for k in sorted(set(da[key]) | set(db[key]))
+                    if da[key].get(k) != db[key].get(k)]
+        elif da.get(key) != db.get(key) and key != "name":
+            out.append(f"{key}: {da.get(key)!r} -> {db.get(key)!r}")
+    return ", ".join(out) or "name only"
+
+
 def pack_fingerprint(pack: Pack) -> dict:
     """What identifies a pack's content (its path may differ between machines)."""
     ids = hashlib.sha1("\n".join(f"{i}|{s}" for i, s in zip(pack.ids, pack.splits)).encode()).hexdigest()
@@ -149,10 +161,15 @@ class Trainer:
         from ..models.checkpoints import load_model
 
         source = load_model(path)
-        if source.spec.arch != self.spec.arch or source.spec.diffusion != self.spec.diffusion:
-            raise WavefastError(f"--init-from {path}: its architecture or diffusion differs from this run's "
-                                f"({source.spec.arch} / {source.spec.diffusion}); use the matching preset")
-        model.load_state_dict(source.state_dict())
+        mine = model.state_dict()
+        theirs = source.state_dict()
+        if set(mine) != set(theirs) or any(mine[k].shape != theirs[k].shape for k in mine):
+            raise WavefastError(f"--init-from {path}: its network ({source.spec.name}) has other layers or shapes "
+                                "than this run's; use the matching preset and options")
+        if source.spec != self.spec:
+            print(f"wavefast: --init-from {path}: same network, other settings ({_spec_diff(source.spec, self.spec)}); "
+                  "fine-tuning from its weights", file=sys.stderr)
+        model.load_state_dict(theirs)
 
     # --- run folder ----------------------------------------------------------------
     @property
@@ -279,7 +296,7 @@ class Trainer:
         eps = torch.randn(x0.shape, device=self.device, generator=self.noise)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             if sourcefilter:
-                parts = sourcefilter_losses(self.model, self.schedule, batch, t, eps)
+                parts = sourcefilter_losses(self.model, self.schedule, batch, t, eps, stft_weight=cfg.stft_weight)
             else:
                 parts = diffwave_losses(self.model, self.schedule, batch, t, eps, cfg.loss)
         parts = {k: v.float().mean() for k, v in parts.items()}
