@@ -296,11 +296,21 @@ def denoiser_for(model, cond):
 
 def run_chain(model, sampler, cond, batch: int, length: int, generator: torch.Generator,
               checkpoint: bool = False) -> torch.Tensor:
-    """x_T and the per-step noise from ``generator`` (fixed: reparametrisation), then the sampler. (B, 1, L)."""
+    """x_T and the per-step noise from ``generator`` (fixed: reparametrisation), then the sampler. (B, 1, L).
+
+    The model's own prior shapes the noise and its ``finish`` makes the audio (identity and identity for
+    DiffWave; the envelope filter and the harmonic mean for the source-filter family, whose F0 comes from
+    its predictor, as at inference).
+    """
     device = next(model.parameters()).device
     x_T = torch.randn((batch, 1, length), generator=generator).to(device)
     z = sampler.draw_noise((1, length), batch, generator).to(device)
-    return sampler(denoiser_for(model, None if cond is None else cond.to(device)), x_T, z, checkpoint=checkpoint)
+    with torch.no_grad():
+        prepared = model.prepare(cond.to(device), length) if cond is not None else model.prepare(None, length)
+    shape = lambda w: model.shape_noise(w, prepared)  # noqa: E731
+    z = torch.stack([shape(zk) for zk in z]) if len(z) else z
+    out = sampler(lambda x, t: model.denoise(x, t, prepared), shape(x_T), z, checkpoint=checkpoint)
+    return model.finish(out, prepared)
 
 
 def objective_value(spec, objective, generated, x0, real=None) -> torch.Tensor:

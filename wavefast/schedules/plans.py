@@ -184,7 +184,7 @@ def plan_from_betas(schedule: LinearBetaSchedule, betas: Sequence[float], name: 
         raise WavefastError(f"every beta in a noise list must lie in (0, 1), got {betas.tolist()}")
     gamma_bar = torch.cumprod(1.0 - betas, dim=0)
     _check_in_range(gamma_bar, schedule, name)
-    t = schedule.step_for_alpha_bar(gamma_bar, method)
+    t = _snap_steps(schedule.step_for_alpha_bar(gamma_bar, method), schedule)
     info = dict(info or {}, betas=betas.tolist(), method=method)
     return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), name, info)
 
@@ -194,9 +194,15 @@ def var_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear", meth
     # The root makes prod(1-beta) = alpha_bar_{T-1} up to rounding: pin the end of the range exactly.
     lo, hi = schedule.trained_range
     gamma_bar = torch.cumprod(1.0 - betas, dim=0).clamp(lo, hi)
-    t = schedule.step_for_alpha_bar(gamma_bar, method)
+    t = _snap_steps(schedule.step_for_alpha_bar(gamma_bar, method), schedule)
     info = {"kind": "var", "spacing": spacing, "betas": betas.tolist(), "method": method}
     return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), f"var-{spacing}", info)
+
+
+def _snap_steps(t: torch.Tensor, schedule: LinearBetaSchedule, tol: float = 1e-6) -> torch.Tensor:
+    """Bisection lands within ~1e-10 of the trained ends; put such steps exactly on 0 and T-1."""
+    t = torch.where((t < 0) & (t > -tol), torch.zeros_like(t), t)
+    return torch.where((t > schedule.T - 1) & (t < schedule.T - 1 + tol), torch.full_like(t, schedule.T - 1.0), t)
 
 
 def _check_in_range(alpha_bars: torch.Tensor, schedule: LinearBetaSchedule, name: str) -> None:
