@@ -629,13 +629,16 @@ def test_sweep_splits_work_between_workers_and_summarises_at_equal_n(tmp_path):
     assert summary["n"] == 4 and len(summary["rows"]) == 8
     assert (tmp_path / "grids" / "var-quadratic_S2_kappa0.png").is_file()
     assert "| STEP LINEAR | 0 |" in sweep_table(summary, "fid") and "KID" in sweep_table(summary, "kid_x1000")
-    # FastDPM's STEP-quadratic rule repeats small integer steps at S = 50 on T = 1000: reported as n/a
+    # FastDPM's STEP-quadratic rule repeats small integer steps at S = 50 on T = 1000: run as its code does
+    # (no-op repeats); a setting no plan can give (S > T) is reported as n/a
     from wavefast.images.sweep import SweepSetting, valid_settings
 
-    good, skipped = valid_settings(model, [SweepSetting("step-quadratic", 50, 0.0),
-                                           SweepSetting("var-linear", 50, 0.0)])
-    assert [g.label for g in good] == ["var-linear_S50_kappa0"]
-    assert "repeats a step" in skipped["step-quadratic_S50_kappa0"]
+    with pytest.warns(UserWarning, match="repeats"):
+        good, skipped = valid_settings(model, [SweepSetting("step-quadratic", 50, 0.0),
+                                               SweepSetting("var-linear", 50, 0.0),
+                                               SweepSetting("var-linear", 5000, 0.0)])
+    assert [g.label for g in good] == ["step-quadratic_S50_kappa0", "var-linear_S50_kappa0"]
+    assert "steps must be between 1 and T" in skipped["var-linear_S5000_kappa0"]
     summary["skipped"] = skipped
     assert "n/a" in sweep_table(summary, "fid")
 

@@ -107,13 +107,19 @@ def test_var_matches_fastdpm(kind, S):
     T, b0, bT = 200, 1e-4, 0.02
     s = LinearBetaSchedule(T, b0, bT)
     eta = _fastdpm_var_noise(T, b0, bT, S, kind)
+    assert np.allclose(var_betas(s, S, kind).numpy(), eta, rtol=1e-6)  # the published names = FastDPM's code
     if not np.isclose(np.prod(1 - eta), float(s.alpha_bar_discrete[-1]), rtol=1e-6):
         # FastDPM caps the quadratic search at x = 0.95 / (S sqrt(beta_0)); for small S the root lies past
-        # the cap and its schedule stops short of alpha_bar_T. wavefast solves exactly (documented).
+        # the cap and its schedule stops short of alpha_bar_T: 'var-quadratic' reproduces that, and
+        # 'var-quadratic-exact' solves the root exactly (documented).
         assert kind == "quadratic" and S == 6
-        assert np.isclose(float(torch.prod(1 - var_betas(s, S, kind))), float(s.alpha_bar_discrete[-1]), rtol=1e-9)
+        assert np.isclose(float(torch.prod(1 - var_betas(s, S, kind, "exact"))), float(s.alpha_bar_discrete[-1]),
+                          rtol=1e-9)
+        published = var_plan(s, S, kind, method="stirling")
+        assert np.allclose(published.steps, _fastdpm_var_steps(T, b0, bT, eta), atol=1e-4)
+        assert 2.0 < (T - 1) - published.steps[0] < 3.0  # 2.5 steps short of the top (the figure)
+        assert abs(var_plan(s, S, kind, bound="exact").steps[0] - (T - 1)) < 1e-3
         return
-    assert np.allclose(var_betas(s, S, kind).numpy(), eta, rtol=1e-6)
     plan = var_plan(s, S, kind, method="stirling")
     ref = _fastdpm_var_steps(T, b0, bT, eta)
     assert np.allclose(plan.steps[1:], ref[1:], atol=1e-4)  # FastDPM sends the last level to T-1 exactly
@@ -133,7 +139,21 @@ def test_step_plans_match_fastdpm_formulas():
     assert plan.steps == (40.0, 25.0, 14.0, 6.0, 1.0, 0.0)
     assert plan.alpha_bars == tuple(float(s50.alpha_bar_discrete[int(t)]) for t in plan.steps)
     with pytest.raises(WavefastError, match="repeats a step"):
-        step_plan(s50, 10, "quadratic")
+        step_plan(s50, 10, "quadratic", repeats="refuse")
+    # the published rule (FastDPM's code) keeps the repeats: each is a no-op update, with a warning
+    with pytest.warns(UserWarning, match="repeats 1 steps"):
+        published = step_plan(s50, 10, "quadratic")
+    taus = [int(v) for v in (np.linspace(0, np.sqrt(0.8 * 50), 10) ** 2)]
+    assert published.steps == tuple(float(t) for t in sorted(taus, reverse=True)) and len(published) == 10
+    from wavefast.samplers import PlanCoefficients
+
+    c = PlanCoefficients.fastdpm(published, 1.0)
+    repeat = [i for i in range(9) if published.steps[i] == published.steps[i + 1]]
+    assert repeat and all(float(c.scale_x[i]) == 1.0 and float(c.eps_weights[i, i]) == 0.0 and float(c.sigmas[i]) == 0
+                          for i in repeat)  # x unchanged by a repeated step
+    with pytest.warns(UserWarning, match="dropped"):
+        unique = make_plan(s50, "step-quadratic-unique", 10)
+    assert len(unique) == 9 and len(set(unique.steps)) == 9
 
 
 def test_lmnt_mapping_matches_lmnt_procedure():

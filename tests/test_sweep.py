@@ -33,10 +33,11 @@ def test_configurations_order():
 def test_vocoder_sweep_table_and_resume(tmp_path):
     model = _vocoder()
     ref = (0.1 * np.sin(np.arange(4096) / 7.0)).astype(np.float32)
-    configs = configurations(["var-quadratic", "step-quadratic"], [2, 30], [0.0], full_chain=False)
+    configs = configurations(["var-quadratic", "step-quadratic"], [2, 30, 60], [0.0], full_chain=False)
     rows = vocoder_sweep(model, [("u", ref)], tmp_path, configs, mos=False)
-    # step-quadratic at S=30 on T=50 repeats steps: skipped, not fatal
-    assert [(r["schedule"], r["S"]) for r in rows] == [("var-quadratic", 2), ("var-quadratic", 30), ("step-quadratic", 2)]
+    # S=60 on T=50 has no plan: skipped, not fatal (step-quadratic at S=30 repeats steps and runs, as FastDPM's does)
+    assert [(r["schedule"], r["S"]) for r in rows] == [("var-quadratic", 2), ("var-quadratic", 30),
+                                                       ("step-quadratic", 2), ("step-quadratic", 30)]
     assert all(r["log_mel_l1"] > 0 and r["wall_s"] > 0 for r in rows)
     table = (tmp_path / "sweep.md").read_text()
     assert "| var-quadratic | 30 | 0 |" in table

@@ -80,7 +80,7 @@ def valid_settings(model, settings: list) -> Tuple[list, Dict[str, str]]:
     """(settings whose plan can be built for this model, {label: reason} for the others).
 
     FastDPM/DDIM's STEP-quadratic rule ``int(linspace(0, sqrt(0.8 T), S)^2)`` repeats small steps
-    once S > ~35 at T = 1000 (a repeated step is a wasted model call); wavefast's plans refuse it."""
+    once S > ~35 at T = 1000; like FastDPM's code, the plan keeps them as no-op updates (with a warning)."""
     from .generate import image_plan
 
     good, skipped = [], {}

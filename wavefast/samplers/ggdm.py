@@ -99,7 +99,8 @@ def fastdpm_coefficients(alpha_bars: torch.Tensor, kappa: float):
     safe_nxt = torch.where(last, ab.new_full((S,), 0.5), nxt)  # any value < 1 keeps the masked branch finite
     safe_ab = torch.where(last, ab.new_full((S,), 0.25), ab)
     var = (1 - safe_nxt) / (1 - safe_ab) * (1 - safe_ab / safe_nxt)
-    sigma = torch.where(last, ab.new_zeros(S), kappa * var.clamp_min(1e-300).sqrt()) if kappa > 0 else ab.new_zeros(S)
+    flat = last | (var <= 0)  # the last step, and a repeated step (a' = a: FastDPM's no-op update)
+    sigma = torch.where(flat, ab.new_zeros(S), kappa * var.clamp_min(1e-300).sqrt()) if kappa > 0 else ab.new_zeros(S)
     rest = torch.where(last, ab.new_ones(S), 1 - safe_nxt - sigma ** 2).clamp_min(1e-300).sqrt()
     rest = torch.where(last, ab.new_zeros(S), rest)
     ratio = (nxt / ab).sqrt()

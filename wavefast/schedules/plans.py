@@ -29,6 +29,9 @@ from .noise import CONTINUOUS_METHODS, LinearBetaSchedule
 
 PLAN_FORMAT = "wavefast-plan"
 RULE_PLANS = ("step-linear", "step-quadratic", "var-linear", "var-quadratic")
+#: the exact-root VAR and de-duplicated STEP variants (the published names reproduce FastDPM's code)
+VARIANT_PLANS = ("step-linear-unique", "step-quadratic-unique", "var-linear-exact", "var-quadratic-exact")
+VAR_CAP = 0.95  # FastDPM's code bisects the quadratic VAR x in (0, 0.95 / (S sqrt(beta_0)))
 FULL_PLANS = ("ddpm", "full")
 
 #: Published few-step noise schedules (betas of the short chain), REFERENCE.md section 2.
@@ -48,7 +51,7 @@ def shipped_learned_plans() -> dict:
 
 
 def schedule_names() -> Tuple[str, ...]:
-    return RULE_PLANS + FULL_PLANS + tuple(PRESETS) + tuple(shipped_learned_plans())
+    return RULE_PLANS + VARIANT_PLANS + FULL_PLANS + tuple(PRESETS) + tuple(shipped_learned_plans())
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class SamplingPlan:
             raise WavefastError(f"plan {self.name!r}: steps must be finite numbers, got {list(self.steps)}")
         if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0.0 < a < 1.0 for a in ab):
             raise WavefastError(f"plan {self.name!r}: every alpha_bar must lie in (0, 1), got {ab}")
-        if any(b <= a for a, b in zip(ab, ab[1:])):
+        repeats = bool(self.info.get("repeated_steps")) if isinstance(self.info, dict) else False
+        if any(b < a or (b == a and not repeats) for a, b in zip(ab, ab[1:])):
             raise WavefastError(f"plan {self.name!r}: alpha_bar must increase strictly along the plan "
                                 f"(each step removes noise); got {ab}")
 
@@ -100,18 +104,40 @@ def _check_steps(S: int, T: int) -> int:
     return S
 
 
-def _plan_from_integer_steps(schedule: LinearBetaSchedule, taus: Sequence[int], name: str, info: dict) -> SamplingPlan:
+def _plan_from_integer_steps(schedule: LinearBetaSchedule, taus: Sequence[int], name: str, info: dict,
+                             repeats: str = "refuse") -> SamplingPlan:
+    """A plan over integer steps (most noise first). ``repeats``: what to do with a repeated step:
+    ``"keep"`` (FastDPM's code: the repeat is a no-op update that still calls the network; a warning
+    says so), ``"drop"`` (keep each step once: fewer steps) or ``"refuse"``."""
+    import warnings
+
     taus = sorted(int(t) for t in taus)
-    if len(set(taus)) != len(taus):
-        raise WavefastError(f"{name} with {len(taus)} steps at T={schedule.T} repeats a step; "
-                            "use fewer steps or a var-* schedule")
+    unique = sorted(set(taus))
+    if len(unique) != len(taus):
+        if repeats == "refuse":
+            raise WavefastError(f"{name} with {len(taus)} steps at T={schedule.T} repeats a step; "
+                                "use fewer steps or a var-* schedule")
+        if repeats == "drop":
+            warnings.warn(f"{name}: {len(taus) - len(unique)} repeated steps dropped ({len(unique)} of {len(taus)} "
+                          "remain)", stacklevel=3)
+            taus = unique
+            info = dict(info, deduplicated=True)
+        else:
+            warnings.warn(f"{name} with {len(taus)} steps at T={schedule.T} repeats {len(taus) - len(unique)} steps, "
+                          "as FastDPM's code does: each repeat is a no-op update that still calls the network "
+                          f"(use {name}-unique to drop them)", stacklevel=3)
+            info = dict(info, repeated_steps=True)
     ab = schedule.alpha_bar_discrete
     ordered = list(reversed(taus))
     return SamplingPlan(tuple(float(t) for t in ordered), tuple(float(ab[t]) for t in ordered), name, info)
 
 
-def step_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> SamplingPlan:
-    """FastDPM STEP: S integer steps of the trained chain (ends at step 0)."""
+def step_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear", repeats: str = "keep") -> SamplingPlan:
+    """FastDPM STEP: S integer steps of the trained chain (ends at step 0).
+
+    Quadratic spacing ``int(linspace(0, sqrt(0.8 T), S)^2)`` repeats small steps for large S;
+    ``repeats="keep"`` runs them as FastDPM's code does (no-op updates), ``"drop"`` de-duplicates.
+    """
     check_choice("STEP spacing", spacing, ("linear", "quadratic"))
     S = _check_steps(S, schedule.T)
     if S < 2:
@@ -122,7 +148,8 @@ def step_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> 
         taus = [math.floor(i * c) for i in range(S)]
     else:
         taus = [int(v) for v in (torch.linspace(0, math.sqrt(T * 0.8), S, dtype=torch.float64) ** 2).tolist()]
-    return _plan_from_integer_steps(schedule, taus, f"step-{spacing}", {"kind": "step", "spacing": spacing})
+    name = f"step-{spacing}" + ("-unique" if repeats == "drop" else "")
+    return _plan_from_integer_steps(schedule, taus, name, {"kind": "step", "spacing": spacing}, repeats)
 
 
 def full_plan(schedule: LinearBetaSchedule) -> SamplingPlan:
@@ -143,14 +170,15 @@ def _bisect_decreasing(f, lo: float, hi: float, target: float, iters: int = 200)
     return 0.5 * (lo + hi)
 
 
-def var_betas(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> torch.Tensor:
-    """FastDPM VAR noise list: S betas whose product prod(1 - beta) equals alpha_bar_{T-1}.
+def var_betas(schedule: LinearBetaSchedule, S: int, spacing: str = "linear", bound: str = "published") -> torch.Tensor:
+    """FastDPM VAR noise list: S betas whose product prod(1 - beta) is alpha_bar_{T-1}.
 
-    The root is solved exactly. FastDPM's code searches the quadratic family only
-    up to ``x = 0.95 / (S sqrt(beta_0))``; for small S (e.g. S=6 at T=200) the root
-    lies past that cap and the published schedule stops short of alpha_bar_{T-1}
-    while sampling still starts from N(0, I). Here the chain always ends at the
-    trained final noise level.
+    ``bound="published"`` (the names ``var-*``) follows FastDPM's code: the quadratic family
+    ``beta_0 (1 + i x)^2`` is searched only up to ``x = 0.95 / (S sqrt(beta_0))``; for small S
+    (e.g. S=6 at T=200) the root lies past that cap and the schedule stops short of
+    alpha_bar_{T-1}, while sampling still starts from N(0, I) (2.5 steps off at S=6, T=200).
+    ``bound="exact"`` (``var-*-exact``) solves the root exactly, so the chain starts at the trained
+    final noise level.
     """
     check_choice("VAR spacing", spacing, ("linear", "quadratic"))
     S = _check_steps(S, schedule.T)
@@ -165,6 +193,10 @@ def var_betas(schedule: LinearBetaSchedule, S: int, spacing: str = "linear") -> 
     else:
         g = lambda x: b0 * (1.0 + idx * x) ** 2
         lo, hi = 0.0, ((1.0 - 1e-12) / math.sqrt(b0) - 1.0) / (S - 1)
+        if bound == "published":
+            cap = VAR_CAP / (S * math.sqrt(b0))
+            if cap < hi and float(torch.prod(1.0 - g(cap))) > target:  # the root lies past the cap
+                return g(cap)
     x = _bisect_decreasing(lambda x: float(torch.prod(1.0 - g(x))), lo, hi, target)
     return g(x)
 
@@ -189,14 +221,17 @@ def plan_from_betas(schedule: LinearBetaSchedule, betas: Sequence[float], name: 
     return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), name, info)
 
 
-def var_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear", method: str = "lgamma") -> SamplingPlan:
-    betas = var_betas(schedule, S, spacing)
+def var_plan(schedule: LinearBetaSchedule, S: int, spacing: str = "linear", method: str = "lgamma",
+             bound: str = "published") -> SamplingPlan:
+    check_choice("VAR search bound", bound, ("published", "exact"))
+    betas = var_betas(schedule, S, spacing, bound)
     # The root makes prod(1-beta) = alpha_bar_{T-1} up to rounding: pin the end of the range exactly.
     lo, hi = schedule.trained_range
     gamma_bar = torch.cumprod(1.0 - betas, dim=0).clamp(lo, hi)
     t = _snap_steps(schedule.step_for_alpha_bar(gamma_bar, method), schedule)
-    info = {"kind": "var", "spacing": spacing, "betas": betas.tolist(), "method": method}
-    return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), f"var-{spacing}", info)
+    info = {"kind": "var", "spacing": spacing, "betas": betas.tolist(), "method": method, "bound": bound}
+    name = f"var-{spacing}" + ("-exact" if bound == "exact" else "")
+    return SamplingPlan(tuple(t.flip(0).tolist()), tuple(gamma_bar.flip(0).tolist()), name, info)
 
 
 def _snap_steps(t: torch.Tensor, schedule: LinearBetaSchedule, tol: float = 1e-6) -> torch.Tensor:
@@ -305,12 +340,12 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
         data = read_plan_file(name)
         plan = _clip_or_check(lambda: plan_from_data(data, schedule, method, where=name, default_name=Path(name).stem),
                               schedule, method, clip_range, lambda: _raw_plan(data, Path(name).stem))
-    elif name in RULE_PLANS:
-        kind, spacing = name.split("-")
+    elif name in RULE_PLANS or name in VARIANT_PLANS:
+        kind, spacing, *variant = name.split("-")
         S = 6 if steps is None else steps
         if kind == "step":
-            return step_plan(schedule, S, spacing)
-        return var_plan(schedule, S, spacing, method)
+            return step_plan(schedule, S, spacing, "drop" if variant else "keep")
+        return var_plan(schedule, S, spacing, method, "exact" if variant else "published")
     elif name in FULL_PLANS:
         plan = full_plan(schedule)
     elif name in PRESETS:
