@@ -36,9 +36,13 @@ class DnsmosScorer:
     def __init__(self, threads: int = 1):
         try:
             import onnxruntime as ort
+        except ImportError:
+            raise WavefastError("DNSMOS runs on ONNX Runtime, which is not installed: pip install 'wavefast[eval]' "
+                                "(or onnxruntime-gpu)") from None
+        try:
             from speechmos import dnsmos as speechmos_dnsmos
         except ImportError:
-            raise WavefastError("DNSMOS needs the 'speechmos' package: pip install speechmos") from None
+            raise WavefastError("DNSMOS needs the 'speechmos' package: pip install 'wavefast[eval]'") from None
         models = Path(speechmos_dnsmos.__file__).resolve().parent / "dnsmos_models"
         primary, p808 = models / "sig_bak_ovr.onnx", models / "model_v8.onnx"
         if not (primary.is_file() and p808.is_file()):
