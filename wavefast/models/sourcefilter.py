@@ -72,6 +72,7 @@ class Prepared:
     voicing: Optional[torch.Tensor] = None
     mask: Optional[torch.Tensor] = None  # (B, 1, L): a padded batch of mixed lengths
     band_mask: Optional[torch.Tensor] = None  # (B, 1, L / bands)
+    mel: Optional[torch.Tensor] = None  # (B, n_mels, L / hop + 1): the target of the mel projection
 
 
 def solo_frames(x: torch.Tensor, lengths: torch.Tensor, need: int) -> torch.Tensor:
@@ -240,7 +241,7 @@ class SourceFilterDiffWave(nn.Module):
             if cfg.prior == "energy":  # PriorGrad: one level per frame (the envelope's RMS), a flat spectrum
                 gains = gains.pow(2).mean(dim=1, keepdim=True).sqrt().expand_as(gains)
         return Prepared(terms, gains, mean, f0 if cfg.uses_pitch else None, voicing if cfg.uses_pitch else None,
-                        mask, band_mask)
+                        mask, band_mask, mel if cfg.mel_projection else None)
 
     # --- one network call ---------------------------------------------------------------
     def embed_steps(self, t: torch.Tensor) -> torch.Tensor:
@@ -281,8 +282,21 @@ class SourceFilterDiffWave(nn.Module):
         return out if prepared.mask is None else out * prepared.mask
 
     def denoise(self, y: torch.Tensor, t: torch.Tensor, prepared: Prepared) -> torch.Tensor:
-        """eps (in the prior's shape) for the diffusion variable y (B, 1, L)."""
-        return self.shape_noise(self.predict_white(y, t, prepared), prepared)
+        """eps (in the prior's shape) for the diffusion variable y (B, 1, L); with ``mel_projection`` the
+        eps whose x0 has the conditioning mel's band energies (:mod:`wavefast.models.projection`)."""
+        if t.dim() == 0:
+            t = t.expand(y.shape[0])
+        eps = self.shape_noise(self.predict_white(y, t, prepared), prepared)
+        return self.refine_eps(y, eps, self.spec.diffusion.alpha_bar(t.double()), prepared)
+
+    def refine_eps(self, y: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor, prepared: Prepared):
+        """The mel projection of eps at noise level ``alpha_bar`` (B,) when the model uses it, else eps."""
+        if not self.config.mel_projection:
+            return eps
+        from .projection import mel_consistent_eps
+
+        out = mel_consistent_eps(y, eps, alpha_bar, prepared.mel, self.sample_rate, prepared.mean)
+        return out if prepared.mask is None else out * prepared.mask
 
     def finish(self, y0: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Audio from the diffused variable: ``y0 + mu`` (or y0)."""

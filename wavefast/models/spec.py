@@ -121,6 +121,7 @@ class SourceFilterConfig:
     harmonic_layers: int = 4
     pitch_channels: int = 256
     pitch_layers: int = 4
+    mel_projection: bool = False
     family: str = "sourcefilter"
 
     def __post_init__(self):
@@ -166,6 +167,8 @@ class SourceFilterConfig:
         field = stack * self.bands + self.bands
         if self.prior != "standard":
             field += 2 * 2 * 512  # the prior filter (on the input and the output) reads +-512 samples each time
+        if self.mel_projection:
+            field += 2 * 1024  # the mel projection's STFT and inverse read +-1024 samples
         return field
 
 

@@ -86,6 +86,7 @@ class SourceFilterGraph(nn.Module):
         self.stochastic = [i for i in range(len(c)) if bool(c.stochastic[i])]
         with torch.no_grad():
             self.register_buffer("step_embeddings", model.embed_steps(c.steps.float()), persistent=False)
+        self.alpha_bars = model.spec.diffusion.alpha_bar(c.steps.double()).tolist()  # the model's own levels
 
     def forward(self, mel, f0, voicing, phase, x_T, noise=None):
         model = self.model
@@ -95,7 +96,10 @@ class SourceFilterGraph(nn.Module):
         history = []
         for i in range(len(self.scale_x)):
             emb = self.step_embeddings[i:i + 1].expand(x.shape[0], -1)
-            history.append(model.shape_noise(model.predict_white_embedded(x, emb, prep), prep))
+            eps = model.shape_noise(model.predict_white_embedded(x, emb, prep), prep)
+            if model.config.mel_projection:
+                eps = model.refine_eps(x, eps, torch.full((1,), self.alpha_bars[i], dtype=torch.float64), prep)
+            history.append(eps)
             x = self.scale_x[i] * x + self.eps_weights[i][i] * history[i]
             for j in range(i):
                 if self.eps_weights[i][j] != 0.0:

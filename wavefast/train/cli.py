@@ -76,7 +76,7 @@ def run_pack(args) -> int:
 # --- train ------------------------------------------------------------------------------
 MODEL_FLAGS = {"channels": "residual_channels", "layers": "residual_layers", "cycle": "dilation_cycle", "T": "T",
                "prior": "prior", "subband_levels": "subband_levels", "excitation": "excitation",
-               "harmonic_mean": "harmonic_mean", "prior_scale": "prior_scale",
+               "harmonic_mean": "harmonic_mean", "prior_scale": "prior_scale", "mel_projection": "mel_projection",
                "beta_0": "beta_0", "beta_T": "beta_T", "segment_samples": "segment_samples",
                "sample_rate": "sample_rate"}
 TRAIN_FLAGS = ("steps", "batch_size", "lr", "ema_decay", "grad_clip", "loss", "seed", "log_every", "gain_db",
@@ -245,6 +245,8 @@ def register(subparsers) -> None:
     p.add_argument("--val-schedule", help="sampling schedule for validation (default var-quadratic)")
     p.add_argument("--val-kappa", type=float)
     p.add_argument("--prior", choices=("standard", "energy", "shaped"), help="source-filter family: the prior")
+    p.add_argument("--mel-projection", type=_on_off, help="source-filter family: project each step's x0 onto "
+                                                          "the mel when sampling (on/off)")
     p.add_argument("--prior-scale", type=float, help="source-filter family: prior noise level / speech envelope")
     p.add_argument("--stft-weight", type=float, help="source-filter family: MR-STFT loss on x0 at low noise")
     p.add_argument("--subband-levels", type=int, help="source-filter family: Haar levels (0 = full band)")

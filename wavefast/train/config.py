@@ -46,6 +46,7 @@ class ModelConfig:
     excitation: bool = True
     harmonic_mean: bool = False
     prior_scale: float = 1.0
+    mel_projection: bool = False
 
     def __post_init__(self):
         check_choice("model family", self.family, ("diffwave", "sourcefilter"))
@@ -66,7 +67,8 @@ class ModelConfig:
             arch = SourceFilterConfig(residual_channels=self.residual_channels, residual_layers=self.residual_layers,
                                       dilation_cycle=self.dilation_cycle, subband_levels=self.subband_levels,
                                       n_mels=self.n_mels, prior=self.prior, excitation=self.excitation,
-                                      harmonic_mean=self.harmonic_mean, prior_scale=float(self.prior_scale))
+                                      harmonic_mean=self.harmonic_mean, prior_scale=float(self.prior_scale),
+                                      mel_projection=bool(self.mel_projection))
         else:
             arch = DiffWaveConfig(residual_channels=self.residual_channels, skip_channels=self.residual_channels,
                                   residual_layers=self.residual_layers, dilation_cycle=self.dilation_cycle,
