@@ -1,26 +1,20 @@
-"""``wavefast generate`` through Hydra: ``python recipes/generate.py +experiment=NAME [overrides]``.
+"""``wavefast vocode`` / ``generate`` through Hydra: ``python recipes/generate.py experiment=NAME [overrides]``.
 
-Config: ``recipes/conf/run/config.yaml`` (groups dataset, model, schedule, sampler, eval, export;
-experiments in ``conf/run/experiment/``). The config becomes a ``wavefast`` command line
-(``run_common.generate_argv``) run by :func:`wavefast.cli.main`.
+Config: ``recipes/conf/run/config.yaml`` (groups dataset, model, schedule, sampler, eval, export, experiment).
+The config becomes a ``wavefast`` command line (``run_common.generate_argv``) run by :func:`wavefast.cli.main`;
+samples (vocode / generate) go to the run folder ``runs/<dataset>/<plan>/<date_time>/`` under the project root,
+next to the composed config (``.hydra/``) and ``generate.log``.
 """
-
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from run_common import generate_argv
-from wavefast.cli import main as wavefast_main
+from run_common import generate_argv, run_wavefast
 
 
 @hydra.main(version_base="1.3", config_path="conf/run", config_name="config")
 def main(cfg: DictConfig) -> None:
-    argv = generate_argv(cfg)
-    print("wavefast " + " ".join(argv), file=sys.stderr)
-    code = wavefast_main(argv)
-    if code:
-        sys.exit(code)
+    run_wavefast(generate_argv(cfg))
 
 
 if __name__ == "__main__":

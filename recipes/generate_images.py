@@ -1,27 +1,20 @@
-"""Generate images with an image DDPM: ``python recipes/generate_images.py checkpoint=... out=grid.png``.
+"""Generate images with an image DDPM: ``python recipes/generate_images.py checkpoint=IMG [schedule=... steps=...]``.
 
-Thin Hydra entry point (config: ``recipes/conf/images/generate.yaml``); the work is
-:func:`wavefast.images.generate.run_generate_recipe`, the same calls as ``wavefast generate``.
+Thin Hydra entry point (config: ``recipes/conf/images/generate.yaml``): the config becomes
+``wavefast generate --checkpoint IMG ...`` (and, with ``evaluate=true``, ``wavefast eval-images``;
+``run_common.images_argvs``) run by :func:`wavefast.cli.main`. The grid, the PNGs, the composed config
+(``.hydra/``) and ``generate_images.log`` go to ``runs/images/<plan>/<date_time>/`` under the project root.
 """
 
-import json
-import sys
-
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from wavefast.errors import WavefastError
-from wavefast.images.generate import run_generate_recipe
+from run_common import images_argvs, run_wavefast
 
 
 @hydra.main(version_base="1.3", config_path="conf/images", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    try:
-        summary = run_generate_recipe(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
-    except WavefastError as exc:
-        print(f"wavefast: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(json.dumps(summary, indent=2))
+    run_wavefast(*images_argvs(cfg))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Train the unconditional SC09-style DiffWave: ``python recipes/train_sc09.py data.root=... out=...``.
 
-Thin Hydra entry point (config: ``recipes/conf/sc09.yaml``); the work is
-:func:`wavefast.train.recipe.run_recipe`, the same calls as ``wavefast train``.
+Thin Hydra entry point (config: ``recipes/conf/train/sc09.yaml``): the config goes to
+:func:`wavefast.train.recipe.run_recipe`, which validates it into a ``TrainConfig`` and makes the same
+calls as ``wavefast train`` (pack the sources, then train). Each call saves its composed config and log
+in ``OUT/hydra/<date_time>/``.
 """
 
 import sys
@@ -13,7 +15,7 @@ from wavefast.errors import WavefastError
 from wavefast.train.recipe import run_recipe
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="sc09")
+@hydra.main(version_base="1.3", config_path="conf/train", config_name="sc09")
 def main(cfg: DictConfig) -> None:
     try:
         result = run_recipe(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))

@@ -14,7 +14,8 @@ from omegaconf.errors import MissingMandatoryValue  # noqa: E402
 from wavefast.errors import WavefastError  # noqa: E402
 from wavefast.train.recipe import plan_recipe, run_recipe  # noqa: E402
 
-CONF = Path(__file__).resolve().parents[1] / "recipes" / "conf"
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+CONF = RECIPE_DIR / "conf" / "train"
 RECIPES = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 
@@ -30,7 +31,7 @@ def composed(name: str, overrides=()) -> dict:
 def test_there_are_recipes():
     assert {"vocoder", "sc09"} <= set(RECIPES)
     for name in RECIPES:
-        assert (CONF.parent / f"train_{name}.py").is_file()
+        assert (RECIPE_DIR / f"train_{name}.py").is_file()
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -82,3 +83,24 @@ def test_sc09_recipe_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     with pytest.raises(WavefastError, match="already holds a training run"):
         run_recipe(recipe, progress=False)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_help_lists_only_the_recipes_own_groups(name):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(RECIPE_DIR / f"train_{name}.py"), "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=str(RECIPE_DIR.parent))
+    assert done.returncode == 0, done.stderr
+    groups = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    for other in ("run", "images", "learn", "experiment", "dataset", "schedule"):
+        assert other not in groups, groups
+    assert "out: ???" in done.stdout  # its own config
+
+
+def test_each_call_saves_its_config_under_the_run_folder(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="vocoder", overrides=[f"out={tmp_path}", f"data.root={tmp_path}"],
+                      return_hydra_config=True)
+    assert cfg.hydra.run.dir.startswith(f"{tmp_path}/hydra/") and cfg.hydra.output_subdir == ".hydra"
