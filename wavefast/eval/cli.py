@@ -80,7 +80,7 @@ def reference_stats_from_clips(model, clips: np.ndarray) -> Dict[str, np.ndarray
 
 
 def evaluate_sc09_folder(generated_dir, reference_dir=None, reference_stats=None, classifier=None,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, device="cpu") -> dict:
     """FID, IS (standard, 10-split, SaShiMi split-half), mIS, AM and NDB/K of the clips in
     ``generated_dir`` under the SC09 classifier (``classifier``: a weights path, None =
     shipped). Reference: a folder of real clips, a stats ``.npz``, or (neither) the
@@ -90,7 +90,7 @@ def evaluate_sc09_folder(generated_dir, reference_dir=None, reference_stats=None
 
     if reference_dir is not None and reference_stats is not None:
         raise WavefastError("give either --reference (a folder of real clips) or --reference-stats (.npz), not both")
-    model = load_sc09_classifier(classifier)
+    model = load_sc09_classifier(classifier, device=device)
     notes = []
     paths, clips, note = read_sc09_clips(generated_dir, progress)
     notes += [note] if note else []
@@ -206,7 +206,10 @@ def _write(args, result: dict) -> None:
 
 
 def cmd_sc09(args) -> int:
-    result = evaluate_sc09_folder(args.generated_dir, args.reference, args.reference_stats, args.classifier)
+    from ..devices import resolve_device
+
+    result = evaluate_sc09_folder(args.generated_dir, args.reference, args.reference_stats, args.classifier,
+                                  device=resolve_device(args.device))
     _print_sc09(result)
     _write(args, result)
     return 0
@@ -215,7 +218,10 @@ def cmd_sc09(args) -> int:
 def cmd_mos(args) -> int:
     from .mos import DNSMOS_KEYS, score_folder
 
-    result = {"command": "mos", "dir": str(args.dir), **score_folder(args.dir)}
+    from ..devices import resolve_device
+
+    result = {"command": "mos", "dir": str(args.dir), **score_folder(args.dir, cuda=resolve_device(args.device).type
+                                                                      == "cuda")}
     notes = [f"resampled {len(result['resampled'])} file(s) to 16 kHz for DNSMOS"] if result["resampled"] else []
     for note in notes:
         _note(note)
@@ -305,11 +311,13 @@ def add_eval_commands(sub) -> None:
     ref.add_argument("--reference-stats", metavar="NPZ",
                      help="reference statistics .npz (default: the shipped classifier-training statistics)")
     p.add_argument("--classifier", help="classifier .safetensors (default: the shipped one)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.set_defaults(func=cmd_sc09)
 
     p = sub.add_parser("mos", help="DNSMOS P.808 and P.835 of every .wav in a folder")
     p.add_argument("dir", help="folder of .wav files")
+    p.add_argument("--device", default="auto", help="auto (CUDA execution provider when present), cpu, cuda")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.set_defaults(func=cmd_mos)
 
@@ -387,6 +395,7 @@ def register(subparsers) -> None:
         q.add_argument("--presets", default="", help="published presets to add, e.g. diffwave-base-6")
         q.add_argument("--no-full-chain", action="store_true", help="skip the full T-step chain")
         q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
         if kind == "vocoder":
             q.add_argument("--references", required=True, help="folder of ground-truth wavs (mels are computed)")
             q.add_argument("--max-files", type=int, default=8)
@@ -409,8 +418,11 @@ def cmd_sweep(args) -> int:
     from ..models.default_models import load_default
     from .sweep import configurations, sc09_sweep, vocoder_sweep
 
+    from ..devices import resolve_device
+
     kind = args.sweep_kind
-    model = load_model(args.checkpoint) if args.checkpoint else load_default(kind)
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, device=device) if args.checkpoint else load_default(kind, device=device)
     configs = configurations(_csv(args.schedules, str), _csv(args.steps, int), _csv(args.kappas, float),
                              full_chain=not args.no_full_chain, presets=_csv(args.presets, str))
     if kind == "vocoder":

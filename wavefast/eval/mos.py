@@ -33,7 +33,7 @@ class DnsmosScorer:
     P.808 ``model_v8.onnx``), created with ``threads`` intra-op threads and no spin-waiting
     so that scoring does not starve other work. Call it with a 16 kHz clip in [-1, 1]."""
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, cuda: bool = False):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -55,8 +55,14 @@ class DnsmosScorer:
         # hand it sessions built with our thread options instead of its defaults.
         self._model = speechmos_dnsmos.DNSMOS.__new__(speechmos_dnsmos.DNSMOS)
         self._model.primary_model_path = str(primary)
-        self._model.onnx_sess = ort.InferenceSession(str(primary), options, providers=["CPUExecutionProvider"])
-        self._model.p808_onnx_sess = ort.InferenceSession(str(p808), options, providers=["CPUExecutionProvider"])
+        providers = ["CPUExecutionProvider"]
+        if cuda:
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise WavefastError("DNSMOS on CUDA needs onnxruntime-gpu (pip install onnxruntime-gpu, without "
+                                    "onnxruntime); use --device cpu")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        self._model.onnx_sess = ort.InferenceSession(str(primary), options, providers=providers)
+        self._model.p808_onnx_sess = ort.InferenceSession(str(p808), options, providers=providers)
 
     def __call__(self, audio16k: np.ndarray) -> Dict[str, float]:
         raw = self._model(np.asarray(audio16k, dtype=np.float32), DNSMOS_RATE, False)
@@ -102,7 +108,7 @@ def list_wavs(folder, recursive: bool = False) -> List[Path]:
     return files
 
 
-def score_folder(folder, progress: bool = True, threads: int = 1) -> dict:
+def score_folder(folder, progress: bool = True, threads: int = 1, cuda: bool = False) -> dict:
     """DNSMOS of every ``*.wav`` in ``folder``.
 
     Returns ``{"files": {name: {p808, sig, bak, ovrl, seconds}}, "summary": {metric: {mean,
@@ -113,7 +119,7 @@ def score_folder(folder, progress: bool = True, threads: int = 1) -> dict:
     from ..audio.io import read_audio
 
     files = list_wavs(folder)
-    scorer = DnsmosScorer(threads)  # fails before reading anything if speechmos is missing
+    scorer = DnsmosScorer(threads, cuda)  # fails before reading anything if speechmos is missing
     per_file, resampled = {}, []
     for path in tqdm(files, desc="DNSMOS", unit="file", disable=not progress):
         audio, sr = read_audio(path)

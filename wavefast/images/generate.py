@@ -169,7 +169,7 @@ def run_generate_recipe(config: dict) -> dict:
     model = load_image_model(config["checkpoint"], config.get("preset"), device=config.get("device", "cpu"))
     summary = generate_image_folder(model, config["out"], int(config["n"]), steps=config.get("steps"),
                                     schedule=config.get("schedule", "var-quadratic"),
-                                    kappa=float(config.get("kappa", 1.0)), seed=int(config.get("seed", 0)),
+                                    kappa=None if config.get("kappa") is None else float(config["kappa"]), seed=int(config.get("seed", 0)),
                                     batch_size=int(config.get("batch_size", 64)),
                                     method=config.get("method", "lgamma"),
                                     clip_range=bool(config.get("clip_range", False)))

@@ -56,6 +56,7 @@ def envelope_gains(log_mel: torch.Tensor, sample_rate: int, frontend: str = "tac
     """Filter gains (B, n_fft_filter/2 + 1, F) from a tacotron2 log-mel (B, n_mels, F)."""
     if frontend != "tacotron2":
         raise ValueError("the shaped prior reads tacotron2 (natural-log magnitude) mels")
+    log_mel = log_mel.float()
     matrix = _envelope_matrix(int(sample_rate), int(log_mel.shape[1]), frontend, n_fft_filter).to(log_mel)
     gains = torch.einsum("km,bmf->bkf", matrix, torch.exp(log_mel))
     return gains.clamp_min(floor) * scale
@@ -91,6 +92,8 @@ def apply_envelope(z: torch.Tensor, gains: torch.Tensor, hop: int = 256, n_fft: 
     """
     if n_fft != 2 * hop:
         raise ValueError("the shaped-prior filter uses 50% overlap (n_fft = 2 hop)")
+    dtype = z.dtype
+    z, gains = z.float(), gains.float()  # the filter runs in float32: its gains span 60 dB
     length = z.shape[-1]
     frames = length // hop + 1
     analysis, synthesis = (k.to(z) for k in _dft_kernels(n_fft))
@@ -100,4 +103,4 @@ def apply_envelope(z: torch.Tensor, gains: torch.Tensor, hop: int = 256, n_fft: 
         g = torch.cat([g, g[..., -1:].expand(-1, -1, frames - g.shape[-1])], -1)
     shaped = spectrum * torch.cat([g, g], dim=1)
     out = F.conv_transpose1d(shaped, synthesis, stride=hop)  # (B, 1, (frames - 1) hop + n_fft)
-    return out[..., n_fft // 2: n_fft // 2 + length]
+    return out[..., n_fft // 2: n_fft // 2 + length].to(dtype)

@@ -52,6 +52,8 @@ def _kernels(sample_rate: int, n_mels: int):
 
 def project_onto_mel(x0: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """x0 (B, 1, L), L a multiple of 256, with its band energies set to the tacotron2 mel (B, n_mels, >= L/256 + 1)."""
+    dtype = x0.dtype
+    x0, log_mel = x0.float(), log_mel.float()  # an STFT and its inverse: float32 whatever the model's dtype
     analysis, synthesis, fb, spread = (k.to(x0) for k in _kernels(int(sample_rate), int(log_mel.shape[1])))
     length = x0.shape[-1]
     frames = length // HOP + 1
@@ -64,17 +66,20 @@ def project_onto_mel(x0: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) 
     gain = (target / estimate.clamp_min(1e-7)).clamp(1.0 / GAIN_RANGE, GAIN_RANGE)
     per_bin = torch.einsum("km,bmf->bkf", spread, gain)
     out = F.conv_transpose1d(spec * torch.cat([per_bin, per_bin], 1), synthesis, stride=HOP)
-    return out[..., N_FFT // 2: N_FFT // 2 + length]
+    return out[..., N_FFT // 2: N_FFT // 2 + length].to(dtype)
 
 
 def mel_consistent_eps(x: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor, log_mel: torch.Tensor,
                        sample_rate: int, mean=None) -> torch.Tensor:
     """eps' of the module docstring; ``alpha_bar`` (B,) the step's noise level; ``mean`` the model's mean (or None)."""
-    a = alpha_bar.to(x).view(-1, 1, 1)
-    x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+    dtype = x.dtype
+    x, eps = x.float(), eps.float()  # 1 - a is ~1e-4 at the last steps: not representable in bf16
+    a = alpha_bar.to(torch.float64).view(-1, 1, 1)
+    root_a, root_1a = a.sqrt().float(), (1 - a).sqrt().float()
+    x0 = (x - root_1a * eps) / root_a
     if mean is not None:
-        x0 = x0 + mean
+        x0 = x0 + mean.float()
     projected = project_onto_mel(x0, log_mel, sample_rate)
     if mean is not None:
-        projected = projected - mean
-    return (x - a.sqrt() * projected) / (1 - a).sqrt()
+        projected = projected - mean.float()
+    return ((x - root_a * projected) / root_1a).to(dtype)

@@ -159,7 +159,10 @@ class SourceFilterDiffWave(nn.Module):
         """(log F0 (B, F) natural log of Hz, voicing logit (B, F)) predicted from the mel.
 
         ``lengths`` (B,) frames: each item of a padded batch as if alone."""
-        mask = None if lengths is None else length_mask(lengths.to(mel.device), mel.shape[-1]).to(mel.dtype)
+        if next(self.pitch_net.parameters()).dtype != torch.float32:  # F0 is integrated into a phase: keep float32
+            self.pitch_net.float()
+        mel = mel.float()
+        mask = None if lengths is None else length_mask(lengths.to(mel.device), mel.shape[-1])
         out = self.pitch_net(mel_features(mel), mask)
         return out[:, 0] + math.log(150.0), out[:, 1]
 
@@ -218,12 +221,15 @@ class SourceFilterDiffWave(nn.Module):
             f0_s = frames_to_samples(f0, length, self.hop)
             voicing_s = frames_to_samples(voicing, length, self.hop)
             frame_in = torch.cat([frame_in, f0_features(f0, voicing)], 1)
+            # the harmonic signals are computed in float32 whatever the model's dtype (phase precision)
+            phase32, f0_32, voicing32 = phase.float(), f0_s.float(), voicing_s.float()
             if cfg.excitation:
-                exc = excitation(phase, f0_s, voicing_s, cfg.harmonics, self.sample_rate)
+                exc = excitation(phase32, f0_32, voicing32, cfg.harmonics, self.sample_rate).to(mel.dtype)
                 aux.append(haar_analysis(exc if mask is None else exc * mask, cfg.subband_levels))
             if cfg.harmonic_mean:
                 coefficients = self.harmonic_net(frame_in, frame_mask) * (HARMONIC_SCALE * voicing[:, None])
-                mean = harmonic_sum(coefficients, phase, f0_s, self.hop, self.sample_rate)[:, None]
+                mean = harmonic_sum(coefficients.float(), phase32, f0_32, self.hop,
+                                    self.sample_rate)[:, None].to(mel.dtype)
                 if mask is not None:
                     mean = mean * mask
                 aux.append(haar_analysis(mean.detach(), cfg.subband_levels))

@@ -1,6 +1,6 @@
 """Run a training recipe given as a plain dict (what the Hydra recipes in ``recipes/`` pass in).
 
-Dict shape (see ``recipes/conf/*.yaml``)::
+Dict shape (see ``recipes/conf/train/*.yaml``)::
 
     out: RUN_DIR            device: auto|cpu|cuda      resume: false
     data:  sources: [{path, layout}, ...]   holdout: "A..B,..."   pack: RUN_DIR/pack.npz
