@@ -22,10 +22,10 @@ from wavefast.vocoder import Vocoder
 SR, HOP, TOL = 22050, 256, 1e-4
 
 
-def tiny_sf(harmonic_mean=True, prior="shaped", excitation_on=True, levels=2, seed=0):
+def tiny_sf(harmonic_mean=True, prior="shaped", excitation_on=True, levels=2, seed=0, mel_projection=False):
     cfg = SourceFilterConfig(residual_channels=8, residual_layers=3, dilation_cycle=2, subband_levels=levels,
                              frame_channels=16, frame_layers=1, prior=prior, excitation=excitation_on,
-                             harmonic_mean=harmonic_mean, harmonics=24, harmonic_channels=16, harmonic_layers=1,
+                             harmonic_mean=harmonic_mean, mel_projection=mel_projection, harmonics=24, harmonic_channels=16, harmonic_layers=1,
                              pitch_channels=16, pitch_layers=1)
     spec = ModelSpec(cfg, DiffusionSpec(20, 1e-4, 0.3), sample_rate=SR, mel_frontend="tacotron2", name="sf-tiny")
     torch.manual_seed(seed)
@@ -139,6 +139,48 @@ def test_denoise_is_the_prior_filter_of_the_white_prediction_and_finish_adds_the
     plain = tiny_sf(harmonic_mean=False, prior="standard")
     p2 = plain.prepare(mel, 8 * HOP)
     assert p2.mean is None and p2.gains is None and torch.equal(plain.shape_noise(y, p2), y)
+
+
+def _voiced_signal(length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length, dtype=torch.float64) / SR
+    f0 = 140 + 30 * torch.sin(2 * math.pi * 1.5 * t)
+    phase = 2 * math.pi * torch.cumsum(f0, 0) / SR
+    s = sum(torch.sin(k * phase) / k for k in range(1, 12)) * 0.1
+    return (s + 0.01 * torch.randn(length, generator=g, dtype=torch.float64)).float()
+
+
+def test_mel_projection_keeps_a_consistent_signal_sets_band_energies_and_is_scale_free():
+    from wavefast.audio.mel import mel_spectrogram
+    from wavefast.models.projection import mel_consistent_eps, project_onto_mel
+
+    length = 40 * HOP
+    s = _voiced_signal(length)
+    log_mel = mel_spectrogram(s, "tacotron2", SR)[None]  # (1, 80, 41)
+    assert log_mel.shape[-1] == length // HOP + 1
+    inner = slice(4 * HOP, length - 4 * HOP)
+    # a signal whose mel already is the target comes back unchanged (STFT, unit gains, ISTFT)
+    same = project_onto_mel(s[None, None], log_mel, SR)[0, 0]
+    assert float((same - s)[inner].abs().max()) < 1e-2 * float(s.abs().max())  # bands at the log floor: ~0.3%
+    # a wrong-level, noisy x0 moves towards the target's band energies
+    x0 = 3.0 * s + 0.05 * torch.randn(length, generator=torch.Generator().manual_seed(3))
+    projected = project_onto_mel(x0[None, None], log_mel, SR)[0, 0]
+    before = (mel_spectrogram(x0, "tacotron2", SR) - log_mel[0])[:, 2:-2].abs().mean()
+    after = (mel_spectrogram(projected, "tacotron2", SR) - log_mel[0])[:, 2:-2].abs().mean()
+    assert float(after) < 0.3 * float(before)
+    # the level of x0 does not matter (within the gain range): only its phase and spectral detail do
+    assert torch.allclose(project_onto_mel(0.25 * x0[None, None], log_mel, SR), projected[None, None], atol=1e-5)
+    # eps' implies exactly the projected x0 at that noise level, with and without a mean
+    x = torch.randn(2, 1, length, generator=torch.Generator().manual_seed(4))
+    eps = torch.randn(2, 1, length, generator=torch.Generator().manual_seed(5))
+    a = torch.tensor([0.3, 0.9])
+    mean = 0.1 * s[None, None].expand(2, 1, -1)
+    for mu in (None, mean):
+        refined = mel_consistent_eps(x, eps, a, log_mel.expand(2, -1, -1), SR, mu)
+        root_a, root_1a = a.sqrt().view(-1, 1, 1), (1 - a).sqrt().view(-1, 1, 1)
+        x0 = (x - root_1a * eps) / root_a + (0 if mu is None else mu)
+        implied = (x - root_1a * refined) / root_a + (0 if mu is None else mu)
+        assert torch.allclose(implied, project_onto_mel(x0, log_mel.expand(2, -1, -1), SR), atol=1e-4)
 
 
 # --- the front door ------------------------------------------------------------------------------------
@@ -262,3 +304,20 @@ def test_onnx_graph_equals_torch_given_the_same_tracks_and_vocodes_through_the_f
     tracks = onnx_voc.backend.analyse(mel[None])
     ref = torch_voc.backend.analyse(mel[None])
     assert float((tracks["f0"] - ref["f0"]).abs().max() / ref["f0"].max()) < 1e-5
+
+
+def test_onnx_graph_of_a_mel_projection_model_equals_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from wavefast.runtime.onnx_export import export_onnx
+
+    model = tiny_sf(mel_projection=True)
+    plan = wavefast.resolve_plan(model, "var-quadratic", 3)
+    report = export_onnx(model, plan, tmp_path / "proj.onnx", kappa=0.0)
+    assert report["parity_error"] <= TOL
+    mel = _mel(60, 9)
+    a = Vocoder(model, plan, 0.0).vocode_long(mel, seed=1)
+    b = Vocoder.from_pretrained(tmp_path / "proj.onnx").vocode_long(mel, seed=1)
+    assert float((a - b).abs().max()) <= 5e-3 * max(1.0, float(a.abs().max()))
+    # the projection is in the graph: the same weights without it give other audio
+    plain = tiny_sf(mel_projection=False)
+    assert float((Vocoder(plain, plan, 0.0).vocode_long(mel, seed=1) - a).abs().max()) > 1e-3

@@ -32,7 +32,8 @@ OLA_NORM = 1.5  # sum of the periodic Hann window squared at 75% overlap
 
 
 @functools.lru_cache(maxsize=4)
-def _kernels(sample_rate: int, n_mels: int):
+def stft_kernels(sample_rate: int, n_mels: int):
+    """(analysis (2K, 1, N), synthesis (2K, 1, N), filterbank (n_mels, K), spread (K, n_mels)), K = N/2 + 1, cached."""
     n = torch.arange(N_FFT, dtype=torch.float64)
     k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)
     angle = 2 * math.pi * k[:, None] * n[None, :] / N_FFT
@@ -54,7 +55,7 @@ def project_onto_mel(x0: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) 
     """x0 (B, 1, L), L a multiple of 256, with its band energies set to the tacotron2 mel (B, n_mels, >= L/256 + 1)."""
     dtype = x0.dtype
     x0, log_mel = x0.float(), log_mel.float()  # an STFT and its inverse: float32 whatever the model's dtype
-    analysis, synthesis, fb, spread = (k.to(x0) for k in _kernels(int(sample_rate), int(log_mel.shape[1])))
+    analysis, synthesis, fb, spread = (k.to(x0) for k in stft_kernels(int(sample_rate), int(log_mel.shape[1])))
     length = x0.shape[-1]
     frames = length // HOP + 1
     spec = F.conv1d(F.pad(x0, (N_FFT // 2, N_FFT // 2)), analysis, stride=HOP)  # (B, 2K, frames)

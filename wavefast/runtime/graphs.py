@@ -86,7 +86,11 @@ class SourceFilterGraph(nn.Module):
         self.stochastic = [i for i in range(len(c)) if bool(c.stochastic[i])]
         with torch.no_grad():
             self.register_buffer("step_embeddings", model.embed_steps(c.steps.float()), persistent=False)
-        self.alpha_bars = model.spec.diffusion.alpha_bar(c.steps.double()).tolist()  # the model's own levels
+        self.register_buffer("alpha_bars", model.spec.diffusion.alpha_bar(c.steps.double()), persistent=False)
+        if model.config.mel_projection:  # build the STFT kernels now, outside the trace: they enter it as constants
+            from ..models.projection import stft_kernels
+
+            stft_kernels(model.sample_rate, model.config.n_mels)
 
     def forward(self, mel, f0, voicing, phase, x_T, noise=None):
         model = self.model
@@ -98,7 +102,7 @@ class SourceFilterGraph(nn.Module):
             emb = self.step_embeddings[i:i + 1].expand(x.shape[0], -1)
             eps = model.shape_noise(model.predict_white_embedded(x, emb, prep), prep)
             if model.config.mel_projection:
-                eps = model.refine_eps(x, eps, torch.full((1,), self.alpha_bars[i], dtype=torch.float64), prep)
+                eps = model.refine_eps(x, eps, self.alpha_bars[i:i + 1], prep)
             history.append(eps)
             x = self.scale_x[i] * x + self.eps_weights[i][i] * history[i]
             for j in range(i):
