@@ -137,3 +137,40 @@ def test_register_adds_eval_to_a_parser():
     assert args.func is cli.cmd_sc09 and args.reference_stats == "s.npz" and args.reference is None
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "sc09", "gen", "--reference", "d", "--reference-stats", "s.npz"])
+
+
+def test_cli_vocoder_table_scores_systems_against_recordings_and_resumes(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from wavefast.audio.mel import mel_spectrogram
+    from wavefast.models.checkpoints import save_native
+    from wavefast.vocoder import Vocoder
+
+    from test_sourcefilter import tiny_sf
+
+    sr = 22050
+    mels, refs = tmp_path / "mels", tmp_path / "wavs"
+    mels.mkdir()
+    for i, ident in enumerate(["LJ001-0001", "LJ001-0002", "LJ001-0003"]):
+        audio = _speechlike(0.6, sr, seed=i)
+        _write(refs, f"{ident}.wav", audio, sr)
+        torch.save(mel_spectrogram(audio, "tacotron2", sr), mels / f"{ident}.wav.pt")
+    save_native(tiny_sf(), tmp_path / "m.safetensors")
+    out = tmp_path / "table"
+    argv = ["vocoder-table", "--mels", str(mels), "--ids", "LJ001-0001..LJ001-0002", "--references", str(refs),
+            "--system", f"tiny={tmp_path / 'm.safetensors'}:steps=3", "--no-anchors", "--no-mos", "-o", str(out)]
+    assert cli.main(argv) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert sorted(report["tiny"]["files"]) == ["LJ001-0001", "LJ001-0002"]  # --ids range, 0003 left out
+    assert report["tiny"]["summary"]["mr_stft"] > 0 and "vde" in report["tiny"]["summary"]
+    assert "| tiny |" in out.with_suffix(".md").read_text().replace("|  tiny", "| tiny")
+    kept = sorted(p.name for p in out.with_suffix(".audio").joinpath("tiny").glob("*.npy"))
+    assert kept == ["LJ001-0001.npy", "LJ001-0002.npy"]
+    # a rerun of the same system reuses the kept audio (vocoding would fail here) and scores the same
+    monkeypatch.setattr(Vocoder, "vocode_long", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-vocoded")))
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["tiny"]["summary"] == report["tiny"]["summary"]
+    # another spec under the same name starts afresh
+    argv[argv.index(f"tiny={tmp_path / 'm.safetensors'}:steps=3")] = f"tiny={tmp_path / 'm.safetensors'}:steps=2"
+    assert cli.main(argv) != 0 and "re-vocoded" in capsys.readouterr().err

@@ -198,6 +198,8 @@ def corpus(tmp_path_factory):
     for name, data in {"plan-strings": {"steps": "abc"}, "plan-nan": {"steps": [float("nan"), 1.0]},
                        "plan-increasing": {"steps": [1.0, 10.0]}, "plan-negative-beta": {"betas": [-0.1, 0.2]},
                        "plan-list": [1, 2], "plan-ggdm": {"steps": [40.0, 0.0], "info": {"ggdm": {"scale_x": "x"}}},
+                       "plan-negative-sigma": {"steps": [40.0, 0.0], "info": {"ggdm": {
+                           "scale_x": [1.0, 1.0], "eps_weights": [[0.1], [0.0, 0.1]], "sigma": [-0.1, 0.0]}}},
                        "plan-bool": {"steps": [True, False]}}.items():
         (d / f"{name}.json").write_text(json.dumps(data))
         bad[f"{name}.json"] = d / f"{name}.json"
@@ -232,7 +234,7 @@ CHECKPOINT_CASES = ["empty.safetensors", "empty.pt", "nospec.safetensors", "badj
                     "nanweights.safetensors", "lmnt-missing-keys.pt", "philsyn-wrong-types.pt", "dict.pt",
                     "text.wav"]
 PLAN_CASES = ["plan-strings.json", "plan-nan.json", "plan-increasing.json", "plan-negative-beta.json",
-              "plan-list.json", "plan-ggdm.json", "plan-bool.json", "plan-broken.json", "empty.json"]
+              "plan-list.json", "plan-ggdm.json", "plan-negative-sigma.json", "plan-bool.json", "plan-broken.json", "empty.json"]
 
 
 @pytest.mark.parametrize("case", INPUT_CASES)

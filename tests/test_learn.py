@@ -133,6 +133,29 @@ def test_checkpointed_chain_gives_the_same_gradients():
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+def test_learned_noise_scales_stay_non_negative_so_the_plan_loads():
+    sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-quadratic", 4), kappa=1.0)
+    start = sampler.coefficients().sigmas.detach()
+    with torch.no_grad():
+        sampler.d_sigma.copy_(-2 * start)  # an optimiser step past zero
+    now = sampler.coefficients().sigmas.detach()
+    assert torch.allclose(now, start, atol=1e-12) and bool((now >= 0).all())
+    back = GGDMCoefficients.from_plan(sampler.to_plan("past-zero"))  # refused with a negative sigma
+    assert torch.allclose(back.sigmas, now, atol=1e-15)
+
+
+def test_a_malformed_learned_plan_is_refused_when_resolved_not_when_first_sampled(tmp_path):
+    import json
+
+    from wavefast.schedules.resolve import resolve_plan
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"steps": [40.0, 0.0], "info": {"ggdm": {
+        "scale_x": [1.0, 1.0], "eps_weights": [[0.1], [0.0, 0.1]], "sigma": [-0.1, 0.0]}}}))
+    with pytest.raises(WavefastError, match="sigma"):
+        resolve_plan(SCHEDULE, str(path))
+
+
 def test_ggdm_coefficients_round_trip_and_validation():
     sampler = GGDMSampler(SCHEDULE, make_plan(SCHEDULE, "var-quadratic", 4), kappa=1.0)
     with torch.no_grad():

@@ -276,7 +276,9 @@ def cmd_vocoder_table(args) -> int:
         voc = Vocoder.from_pretrained(path or None, steps=int(options["steps"]) if "steps" in options else None,
                                       plan=options.get("plan"),
                                       kappa=float(options["kappa"]) if "kappa" in options else None)
-        systems[name] = (lambda v: lambda ident, mel: v.vocode_long(mel, seed=0).numpy())(voc)
+        vocode = (lambda v: lambda ident, mel: v.vocode_long(mel, seed=0).numpy())(voc)
+        systems[name] = _cached(vocode, Path(args.output).with_suffix(".audio") / name, spec_text) \
+            if args.output else vocode
     results = evaluate_vocoders(systems, mels, args.sample_rate, references, transcripts, anchors=not args.no_anchors,
                                 mos=not args.no_mos, pitch_from="hifigan-v1" if args.pitch_from_hifigan else None)
     text = table(results)
@@ -286,6 +288,32 @@ def cmd_vocoder_table(args) -> int:
         atomic_write_text(Path(args.output).with_suffix(".json"), _json.dumps(
             {k: {"summary": v["summary"], "n": v["n"], "files": v["files"]} for k, v in results.items()}, indent=1))
     return 0
+
+
+def _cached(vocode, folder: Path, spec_text: str):
+    """``vocode`` that keeps each utterance's audio in ``folder`` (float32 .npy) and reuses it on a rerun of
+    the same system spec, so an interrupted table resumes; a changed spec starts the folder afresh."""
+    import numpy as np
+
+    from ..fileio import atomic_output, atomic_write_text
+
+    stamp = folder / "system.txt"
+    if folder.is_dir() and (not stamp.is_file() or stamp.read_text() != spec_text):
+        for old in folder.glob("*.npy"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, spec_text)
+
+    def run(ident, mel):
+        path = folder / f"{ident}.npy"
+        if path.is_file():
+            return np.load(path)
+        audio = np.asarray(vocode(ident, mel), dtype=np.float32)
+        with atomic_output(path, ".npy") as tmp:
+            np.save(tmp, audio)
+        return audio
+
+    return run
 
 
 def _expand_ids(text: str) -> List[str]:
@@ -334,7 +362,8 @@ def add_eval_commands(sub) -> None:
                    help="pitch reference = HiFi-GAN's output (for mels without recordings)")
     p.add_argument("--no-anchors", action="store_true")
     p.add_argument("--no-mos", action="store_true")
-    p.add_argument("-o", "--output", help="write OUTPUT.md and OUTPUT.json")
+    p.add_argument("-o", "--output", help="write OUTPUT.md and OUTPUT.json; each system's audio is kept in "
+                                          "OUTPUT.audio/NAME/ so a rerun resumes")
     p.set_defaults(func=cmd_vocoder_table)
 
     p = sub.add_parser("vocoder", help="log-mel L1, MR-STFT, MCD, PESQ, STOI against ground truth")

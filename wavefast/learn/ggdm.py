@@ -16,7 +16,7 @@ the FastDPM/DDIM coefficients *of the current timesteps* plus learned offsets::
     u_i     = sqrt(a'/a)                                   + du_i
     W_ii    = sqrt(1 - a' - sigma_i^2) - sqrt(1 - a) sqrt(a'/a) + dW_ii
     W_ij    = dW_ij   (j < i: the non-Markovian history)
-    c_i     = sigma_i                                       + dc_i
+    c_i     = |sigma_i + dc_i|    (z_i is symmetric: the sign means nothing, and a plan's c_i are >= 0)
 
 so with all offsets zero the sampler *is* :func:`wavefast.samplers.sample` with
 the same plan, kappa and noise, and moving only the timesteps keeps it a
@@ -166,7 +166,7 @@ class GGDMSampler(_ChainMixin, nn.Module):
         ab = self.schedule.alpha_bar(t, self.method)
         u, w, sigma = fastdpm_coefficients(ab, self.kappa)
         W = torch.diag(w) + self.d_eps * self.eps_mask
-        sigmas = torch.where(self.stochastic, sigma + self.d_sigma, torch.zeros_like(sigma))
+        sigmas = torch.where(self.stochastic, (sigma + self.d_sigma).abs(), torch.zeros_like(sigma))
         return GGDMCoefficients(t, ab, u + self.d_scale_x, W, sigmas, self.stochastic)
 
     def is_plain_plan(self, tol: float = 0.0) -> bool:

@@ -37,6 +37,10 @@ def resolve_plan(model, plan: Optional[PlanArg] = None, steps: Optional[int] = N
         resolved = plan
     else:
         resolved = make_plan(schedule, plan, steps, method, clip_range)
+    from ..samplers.ggdm import PlanCoefficients, is_learned  # samplers build on schedules: imported late
+
+    if is_learned(resolved):  # read its coefficients now: a malformed file fails here, not after hours of work
+        PlanCoefficients.learned(resolved)
     if not isinstance(model, LinearBetaSchedule):
         check_plan_for_model(resolved, model, force, where=f"schedule {str(plan)!r}" if not isinstance(
             plan, SamplingPlan) else None)
