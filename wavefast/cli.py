@@ -49,6 +49,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def unit_float(text: str) -> float:
     try:
         value = float(text)
@@ -179,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="vocode the shipped sentence and generate digits with the shipped models")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--steps", type=positive_int, default=6, help="sampling steps (default 6)")
-    p.add_argument("--digits", type=positive_int, default=8, help="digits to generate (default 8)")
+    p.add_argument("--steps", type=positive_int, help="sampling steps (default: the shipped models' default, 6)")
+    p.add_argument("--digits", type=count, default=8, help="digits to generate (default 8; 0 = none)")
     p.set_defaults(func=lambda args: __import__("wavefast.demo", fromlist=["run_demo"]).run_demo(
         args.out, args.steps, args.digits))
 
