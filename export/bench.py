@@ -1,21 +1,32 @@
-"""Speed of the S-step vocoder: PyTorch eager, PyTorch with hoisted conditioning, ONNX Runtime full graph.
+"""Speed of the S-step vocoder through its one front door (``wavefast.Vocoder``), backends side by side.
 
-Prints, for batch 1 and 8 on a ``--seconds`` utterance: wall time, real-time factor
-(wall seconds per second of audio, per item), FLOPs per step per output sample
-and the fraction of the machine's peak reached. Figures only; nothing asserts a time.
+For each batch size it vocodes ``batch`` utterances -- all ``--seconds`` long, or with ``--mixed``
+of different lengths as a TTS batch has them (each 4% shorter than the one before) -- and prints
+wall time, real-time factor (wall seconds per second of audio), throughput (item-seconds of audio
+per wall second), FLOPs per output sample per step (counted by ``torch.utils.flop_counter`` on
+one call, conditioner included), the fraction of the machine's peak reached, and the process's
+peak memory so far. Figures only; nothing asserts a time. On a shared machine the ratios between
+rows of one run hold better than the absolute times.
 
-    python export/bench.py                      # the shipped default vocoder, S=6, 10 s
-    python export/bench.py --arch base          # DiffWave BASE size (64 x 30), random weights
-    python export/bench.py --peak-gflops 200    # this machine's fp32 peak (2 AVX2 cores ~ 200 GFLOP/s)
+    python export/bench.py                           # the shipped default vocoder, S=6, 10 s, batch 1 and 8
+    python export/bench.py --mixed --batches 1,4,8 --seconds 4   # serving throughput, mixed lengths
+    python export/bench.py --arch base               # DiffWave BASE size (64 x 30), random weights
+    python export/bench.py --backends torch,ort,ort-reference
 
-With a CUDA device it also times PyTorch CUDA (fp32, bf16 autocast) and the CUDA
-execution provider with IOBinding.
+Backends: ``torch`` (PyTorch, conditioner hoisted out of the step loop; mixed lengths run as one
+padded batch with every layer masked past each item's end), ``eager`` (PyTorch, the network
+called as is at every step; DiffWave only), ``ort`` (the exported graph in the folded layout ONNX
+Runtime runs in its blocked kernels), ``ort-reference`` (the model's layers exported as they are).
+The exported graphs batch items of equal length only, so a mixed batch runs there as one call per
+length. With a CUDA device it also times PyTorch CUDA (fp32, bf16) and ONNX Runtime's CUDA provider.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,17 +38,10 @@ from wavefast.models.default_models import load_default
 from wavefast.models.diffwave import DiffWave
 from wavefast.models.presets import PRESETS
 from wavefast.models.spec import DiffWaveConfig
+from wavefast.runtime.backends import TorchBackend
 from wavefast.samplers import PerSampleNoise, sample
 
-
-def flops_per_sample_per_step(model: DiffWave, hoisted: bool) -> float:
-    """Multiply-adds x 2 of one network call per output sample (convolutions only)."""
-    a = model.spec.arch
-    c, s = a.residual_channels, a.skip_channels
-    per_layer = 2 * 3 * c * 2 * c + 2 * c * (c + s)
-    if a.conditional and not hoisted:
-        per_layer += 2 * a.n_mels * 2 * c
-    return a.residual_layers * per_layer + 2 * c + 2 * s * s + 2 * s
+BACKENDS = ("torch", "eager", "ort", "ort-reference")
 
 
 def measured_sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -51,6 +55,16 @@ def measured_sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def flops_per_sample_per_step(voc: wavefast.Vocoder, steps: int, frames: int = 86) -> float:
+    """FLOPs of one ``frames``-frame vocode, divided by its samples and steps (conditioner amortised)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mel = -6 + 2 * torch.randn(1, voc.n_mels, frames, generator=torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        voc(mel)
+    return counter.get_total_flops() / (frames * voc.hop_length * steps)
+
+
 def timed(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -61,102 +75,116 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def peak_memory_gb() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def batch_lengths(batch: int, frames: int, mixed: bool) -> list:
+    """Frame lengths of one batch: all ``frames``, or each item 4% shorter than the one before."""
+    return [max(1, int(round(frames * (1 - 0.04 * i)))) if mixed else frames for i in range(batch)]
+
+
+def build_model(arch: str):
+    if arch == "default":
+        return load_default("vocoder")
+    torch.manual_seed(0)
+    base = PRESETS["philsyn-lj-base"].replace(arch=DiffWaveConfig(64, 64, 30, 10, n_mels=80), name="base-64x30")
+    model = DiffWave(base).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="default", choices=["default", "base"])
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the longest item")
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--mixed", action="store_true", help="items of different lengths (4%% shorter each)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--peak-gflops", type=float, default=200.0, help="fp32 peak of this machine")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--backends", default="eager,hoisted,ort",
-                        help="subset of eager,hoisted,ort,ort-reference (ort = the folded fast layout, "
-                             "ort-reference = the model's layers exported as they are)")
+    parser.add_argument("--backends", default="torch,ort", help=f"comma-separated subset of {','.join(BACKENDS)}")
     args = parser.parse_args()
+    backends = args.backends.split(",")
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        sys.exit(f"bench.py: unknown backend(s) {', '.join(unknown)}; allowed: {', '.join(BACKENDS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    if args.arch == "base":
-        torch.manual_seed(0)
-        base = PRESETS["philsyn-lj-base"].replace(arch=DiffWaveConfig(64, 64, 30, 10, n_mels=80), name="base-64x30")
-        model = DiffWave(base).eval()
-        with torch.no_grad():
-            for p in model.parameters():
-                p.normal_(0, 0.02)
-    else:
-        model = load_default("vocoder")
+    model = build_model(args.arch)
     spec = model.spec
-    plan = wavefast.plan_for(model, "var-quadratic", args.steps)
+    plan = wavefast.resolve_plan(model, "var-quadratic", steps=args.steps)
     frames = int(args.seconds * spec.sample_rate / spec.hop_length)
-    seconds = frames * spec.hop_length / spec.sample_rate
-    per_step = {h: flops_per_sample_per_step(model, h) for h in (False, True)}
-    print(f"model {spec.name}: {spec.arch.residual_channels} ch x {spec.arch.residual_layers} layers, S={args.steps}, "
-          f"{seconds:.2f} s utterance, torch threads {torch.get_num_threads()}")
-    print(f"FLOPs per output sample per step: {per_step[False] / 1e6:.2f} M (eager), {per_step[True] / 1e6:.2f} M "
-          f"(conditioner hoisted); peak assumed {args.peak_gflops:.0f} GFLOP/s "
+    torch_voc = wavefast.Vocoder(TorchBackend(model, plan, 1.0), chunk_seconds=3600)
+    per_step = flops_per_sample_per_step(torch_voc, args.steps)
+    longest = frames * spec.hop_length / spec.sample_rate
+    print(f"model {spec.name}: {type(model).__name__}, S={args.steps}, longest item {longest:.2f} s"
+          f"{' (mixed lengths)' if args.mixed else ''}, torch threads {torch.get_num_threads()}")
+    print(f"FLOPs per output sample per step: {per_step / 1e6:.2f} M; peak assumed {args.peak_gflops:.0f} GFLOP/s "
           f"(torch fp32 2048^3 matmul here: {measured_sgemm_gflops():.0f} GFLOP/s)")
-    print(f"{'backend':<28} {'batch':>5} {'wall s':>8} {'RTF':>7} {'GFLOP/s':>8} {'% peak':>7}")
+    print(f"{'backend':<30} {'batch':>5} {'wall s':>8} {'RTF':>7} {'item-s/s':>9} {'GFLOP/s':>8} {'% peak':>7} "
+          f"{'peak GB':>8}")
 
-    def report(name, batch, wall, hoisted=True):
-        flops = per_step[hoisted] * args.steps * frames * spec.hop_length * batch
-        rate = flops / wall / 1e9
-        print(f"{name:<28} {batch:>5} {wall:>8.2f} {wall / (seconds * batch):>7.3f} {rate:>8.1f} "
-              f"{100 * rate / args.peak_gflops:>6.1f}%")
+    vocoders = {"torch": ("pytorch (hoisted)", torch_voc)}
+    if any(b.startswith("ort") for b in backends) or torch.cuda.is_available():
+        try:
+            from wavefast.runtime.onnx_export import export_onnx
+            from wavefast.runtime.ort_backend import OnnxBackend
 
-    backends = set(args.backends.split(","))
-    ort_samplers = {}
-    try:
-        from wavefast.runtime.onnx_export import export_onnx
-        from wavefast.runtime.ort_backend import OnnxSampler
+            for name, layout in (("ort", "folded"), ("ort-reference", "reference")):
+                if name in backends:
+                    path = Path(tempfile.mkdtemp()) / f"{name}.onnx"
+                    export_onnx(model, plan, path, kappa=1.0, layout=layout)
+                    vocoders[name] = (f"onnxruntime CPU ({layout})", wavefast.Vocoder(
+                        OnnxBackend(path, providers=["CPUExecutionProvider"], threads=args.threads),
+                        chunk_seconds=3600))
+        except ImportError:
+            print("onnxruntime not installed: skipping the ORT rows")
 
-        for name, folded in (("ort", True), ("ort-reference", False)):
-            if name in backends or (name == "ort" and torch.cuda.is_available()):
-                path = Path(tempfile.mkdtemp()) / f"{name}.onnx"
-                export_onnx(model, plan, path, kappa=1.0, layout="folded" if folded else "reference")
-                ort_samplers[name] = (path, OnnxSampler(path, providers=["CPUExecutionProvider"], threads=args.threads))
-    except ImportError:
-        print("onnxruntime not installed: skipping the ORT rows")
+    def report(label: str, lengths: list, wall: float) -> None:
+        samples = sum(lengths) * spec.hop_length
+        audio_s = samples / spec.sample_rate
+        rate = per_step * args.steps * samples / wall / 1e9
+        print(f"{label:<30} {len(lengths):>5} {wall:>8.2f} {wall / audio_s:>7.3f} {audio_s / wall:>9.2f} "
+              f"{rate:>8.1f} {100 * rate / args.peak_gflops:>6.1f}% {peak_memory_gb():>8.1f}", flush=True)
 
     for batch in [int(b) for b in args.batches.split(",")]:
+        lengths = batch_lengths(batch, frames, args.mixed)
         mel = -6 + 2 * torch.randn(batch, spec.n_mels, frames, generator=torch.Generator().manual_seed(0))
-        length = frames * spec.hop_length
-
-        def eager():
-            noise = PerSampleNoise(range(batch))
-            with torch.no_grad():
-                sample(lambda x, t: model(x, t, mel), noise.randn((1, length)), plan, kappa=1.0, noise=noise)
-
-        def hoisted():
-            with torch.no_grad():
-                wavefast.vocode(model, mel, schedule=plan, kappa=1.0, seed=0)
-
         # ORT first: the PyTorch rows leave GBs of freed pages behind that slow a later large run.
-        for name, label in (("ort", "onnxruntime CPU (folded)"), ("ort-reference", "onnxruntime CPU (reference)")):
-            if name in ort_samplers and name in backends:
-                sampler = ort_samplers[name][1]
-                report(label, batch, timed(lambda: sampler.vocode(mel.numpy(), seed=0), args.repeats))
-        if "eager" in backends:
-            report("pytorch eager", batch, timed(eager, args.repeats), hoisted=False)
-        if "hoisted" in backends:
-            report("pytorch hoisted", batch, timed(hoisted, args.repeats))
+        for name in sorted(vocoders, key=lambda n: not n.startswith("ort")):
+            if name in backends:
+                label, voc = vocoders[name]
+                with torch.no_grad():
+                    report(label, lengths, timed(lambda: voc(mel, lengths=lengths, seeds=0), args.repeats))
+        if "eager" in backends and isinstance(model, DiffWave):
+            def eager():
+                with torch.no_grad():
+                    for i, n in enumerate(lengths):  # the network as is, at every step: one item at a time
+                        noise = PerSampleNoise([i])
+                        sample(lambda x, t: model(x, t, mel[i:i + 1, :, :n]), noise.randn((1, n * spec.hop_length)),
+                               plan, kappa=1.0, noise=noise)
+            report("pytorch eager", lengths, timed(eager, args.repeats))
         if torch.cuda.is_available():
-            gpu = model.to("cuda")
-            mel_gpu = mel.to("cuda")
+            for dtype in (torch.float32, torch.bfloat16):
+                gpu = wavefast.Vocoder(TorchBackend(model.to("cuda", dtype), plan, 1.0), chunk_seconds=3600)
 
-            def cuda_run(dtype):
-                with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
-                    wavefast.vocode(gpu, mel_gpu, schedule=plan, kappa=1.0, seed=0)
-                torch.cuda.synchronize()
-
-            report("pytorch CUDA fp32", batch, timed(lambda: cuda_run(torch.float32), args.repeats))
-            report("pytorch CUDA bf16", batch, timed(lambda: cuda_run(torch.bfloat16), args.repeats))
-            model = gpu.to("cpu")
-            if "ort" in ort_samplers:
-                cuda_sampler = OnnxSampler(ort_samplers["ort"][0],
-                                           providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-                report("onnxruntime CUDA IOBinding", batch, timed(lambda: cuda_sampler.vocode(mel.numpy(), seed=0),
-                                                                  args.repeats))
+                def cuda_run():
+                    with torch.no_grad():
+                        gpu(mel.to("cuda"), lengths=lengths, seeds=0)
+                    torch.cuda.synchronize()
+                report(f"pytorch CUDA {str(dtype)[6:]}", lengths, timed(cuda_run, args.repeats))
+            model = model.to("cpu", torch.float32)
+            if "ort" in vocoders:
+                cuda_voc = wavefast.Vocoder(OnnxBackend(vocoders["ort"][1].backend.path,
+                                                        providers=["CUDAExecutionProvider", "CPUExecutionProvider"]),
+                                            chunk_seconds=3600)
+                report("onnxruntime CUDA", lengths, timed(lambda: cuda_voc(mel, lengths=lengths, seeds=0), args.repeats))
 
 
 if __name__ == "__main__":
