@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=positive_int, help="diffusion length T")
     p.add_argument("--beta-0", type=float, help="first beta")
     p.add_argument("--beta-T", type=float, help="last beta")
-    p.add_argument("--kind", default="var", help="var, step, ddpm, or a preset / learned plan / plan .json")
+    p.add_argument("--kind", default="var", help="var, step, ddpm, dpm-solver++2m, or a preset / learned plan / plan .json")
     p.add_argument("--spacing", default="quadratic", choices=["linear", "quadratic"], help="for var and step")
     p.add_argument("--steps", type=int, default=None, help="number of steps S (default 6)")
     p.add_argument("--kappa", type=unit_float, default=None, help="kappa for the sigma column (default 1)")

@@ -80,8 +80,10 @@ def plan_kappa(plan: SamplingPlan, kappa: Optional[float] = None) -> float:
     if kappa is not None:
         kappa = check_kappa(kappa)
         if own is None or abs(kappa - own) > 1e-12:
-            raise WavefastError(f"plan {plan.name!r} is a learned sampler whose noise scales were learned "
-                                f"(kappa={own}); it cannot run with kappa={kappa}: drop --kappa / kappa=")
+            what = "a solver (deterministic by construction)" if plan.info.get("kind") == "solver" else \
+                "a learned sampler whose noise scales were learned"
+            raise WavefastError(f"plan {plan.name!r} is {what} (kappa={own}); it cannot run with "
+                                f"kappa={kappa}: drop --kappa / kappa=")
     return own if own is not None else (1.0 if any(plan.info[GGDM_KEY].get("sigma", [])) else 0.0)
 
 

@@ -10,6 +10,7 @@ first), the continuous model step ``t_i`` fed to the network and the noise level
 - ``var-linear``:     betas linspace(beta_0, x, S), x such that prod(1-beta) = alpha_bar_{T-1}
 - ``var-quadratic``:  betas beta_0 (1 + i x)^2, x likewise
   (VAR steps are mapped to continuous steps t = alpha_bar^{-1}(prod_{j<=i}(1-beta_j)))
+- ``dpm-solver++2m``: DPM-Solver++ (2M), S steps uniform in log-SNR (:mod:`.solvers`)
 - ``ddpm`` / ``full``: all T integer steps
 - named presets (published noise lists) and JSON files.
 """
@@ -51,7 +52,9 @@ def shipped_learned_plans() -> dict:
 
 
 def schedule_names() -> Tuple[str, ...]:
-    return RULE_PLANS + VARIANT_PLANS + FULL_PLANS + tuple(PRESETS) + tuple(shipped_learned_plans())
+    from .solvers import SOLVER_PLANS
+
+    return RULE_PLANS + VARIANT_PLANS + SOLVER_PLANS + FULL_PLANS + tuple(PRESETS) + tuple(shipped_learned_plans())
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,10 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
         if kind == "step":
             return step_plan(schedule, S, spacing, "drop" if variant else "keep")
         return var_plan(schedule, S, spacing, method, "exact" if variant else "published")
+    elif name in _solver_names():
+        from .solvers import solver_plan
+
+        return solver_plan(schedule, name, 6 if steps is None else steps, method)
     elif name in FULL_PLANS:
         plan = full_plan(schedule)
     elif name in PRESETS:
@@ -358,6 +365,12 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
     if steps is not None and steps != len(plan):
         raise WavefastError(f"schedule {name!r} has {len(plan)} steps; drop --steps or pass --steps {len(plan)}")
     return plan
+
+
+def _solver_names() -> Tuple[str, ...]:
+    from .solvers import SOLVER_PLANS  # solvers build plans with this module's helpers: imported late
+
+    return SOLVER_PLANS
 
 
 def _raw_plan(data: dict, name: str) -> SamplingPlan:
