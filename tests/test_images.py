@@ -722,3 +722,29 @@ def test_cli_train_image_classifier_refuses_an_unknown_dataset(tmp_path, capsys)
     assert main(["train-image-classifier", "--dataset", "cifar10", "--out", str(tmp_path / "c.safetensors"),
                  "--stats", str(tmp_path / "s.npz")]) == 2
     assert "allowed" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_solver_study_puts_dpm_solver_beside_fastdpm_at_equal_steps(tmp_path):
+    from wavefast.images.sweep import run_sweep, solver_study_settings, summarize_sweep, sweep_table, valid_settings
+    from wavefast.images.classifier import ClassifierConfig, ImageClassifier
+
+    study = solver_study_settings((2, 3))
+    assert [s.label for s in study[:2]] == ["dpm-solver++2m_S2_kappa0", "dpm-solver++2m_S3_kappa0"]
+    assert len(study) == 2 + 2 * 8
+    model = tiny_image_model(resolution=28)
+    good, skipped = valid_settings(model, study)
+    assert len(good) == len(study) and not skipped
+    torch.manual_seed(0)
+    classifier = ImageClassifier(ClassifierConfig(widths=(8, 8), feature_dim=8)).eval()
+    settings = study[:2] + [s for s in study if s.label == "step-linear_S3_kappa0"]
+    run_sweep(model, tmp_path, 2, chunk=2, settings=settings, classifier=classifier, log=lambda message: None)
+    real = np.random.default_rng(0).integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    mu, sigma = feature_stats_of(classifier, real)
+    summary = summarize_sweep(tmp_path, settings, {"mu": mu, "sigma": sigma}, classifier=classifier)
+    assert "| DPM SOLVER++2M | 0 |" in sweep_table(summary, "fid")
+
+
+def feature_stats_of(classifier, images):
+    from wavefast.eval.metrics import feature_stats
+
+    return feature_stats(classify_images_features(classifier, images))

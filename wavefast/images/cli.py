@@ -83,10 +83,12 @@ def cmd_train_images(args) -> int:
 def cmd_sweep_images(args) -> int:
     """Run (a worker's share of) the FastDPM image sweep, or with ``--summarize`` print and write its table."""
     from .checkpoints import load_image_model
-    from .sweep import clip_study_settings, run_sweep, write_sweep_summary
+    from .sweep import clip_study_settings, run_sweep, solver_study_settings, write_sweep_summary
 
     model = load_image_model(args.checkpoint or SHIPPED_IMAGE_MODEL)
-    settings = clip_study_settings() if args.clip_study else None
+    if args.clip_study and args.solver_study:
+        raise WavefastError("choose one of --clip-study and --solver-study")
+    settings = clip_study_settings() if args.clip_study else solver_study_settings() if args.solver_study else None
     if args.summarize:
         print(write_sweep_summary(args.output, args.dataset, settings=settings, model=model))
         return 0
@@ -149,6 +151,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes sharing the settings (balanced by cost)")
     p.add_argument("--clip-study", action="store_true", help="sweep clip_study_settings() (with / without a "
                                                              "clipped x0) instead of the FastDPM grid")
+    p.add_argument("--solver-study", action="store_true", help="sweep DPM-Solver++(2M) beside FastDPM's samplers at "
+                                                               "S = 5, 10, 20 instead of the FastDPM grid")
     p.add_argument("--summarize", action="store_true", help="print the tables of the finished chunks and write "
                                                             "table.md and summary.json")
     p.add_argument("--dataset", default="fashion-mnist", help="real images for --summarize (same-N floor, KID)")

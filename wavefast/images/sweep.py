@@ -76,6 +76,13 @@ def clip_study_settings(step_counts=(10, 20)) -> list:
             for config in _grid(CLIP_STUDY_SCHEDULES, step_counts)]
 
 
+def solver_study_settings(step_counts=(5, 10, 20)) -> list:
+    """DPM-Solver++(2M) beside FastDPM's STEP / VAR x {linear, quadratic} x kappa {0, 1} at each S
+    (the training-free baselines of the few-step comparison; no full chain)."""
+    return [SweepSetting("dpm-solver++2m", int(steps), 0.0) for steps in step_counts] + \
+        [SweepSetting(*config) for config in _grid(SWEEP_SCHEDULES, step_counts)]
+
+
 def valid_settings(model, settings: list) -> Tuple[list, Dict[str, str]]:
     """(settings whose plan can be built for this model, {label: reason} for the others).
 
