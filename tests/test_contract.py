@@ -1,7 +1,7 @@
 """The contract across entry points: the same seed gives the same audio everywhere.
 
 Entry points {CLI vocode, wavefast.vocode, Vocoder (torch), Vocoder (ONNX), batched, chunked,
-streamed} x plan kinds {FastDPM rule plan, published preset, JSON noise list, learned GGDM plan}
+streamed} x plan kinds {FastDPM rule plan, published preset, JSON noise list, learned GGDM plan, solver plan}
 x kappa {0, 1}: every output equals ``wavefast.vocode`` within 1e-4 (16-bit files within one LSB
 more). Plus the unconditional path: API, CLI and ONNX ``generate``.
 """
@@ -55,6 +55,8 @@ def _plan_args(kind, kappa, model, tmp_path):
         return "var-quadratic", 4, kappa
     if kind == "preset":
         return "diffwave-base-6", None, kappa
+    if kind == "solver":  # DPM-Solver++(2M): deterministic by construction; kappa 0 given explicitly, or its own
+        return "dpm-solver++2m", 4, 0.0 if kappa == 0.0 else None
     if kind == "noise-list":
         path = tmp_path / "list.json"
         path.write_text(json.dumps({"name": "list-4", "betas": [2e-4, 5e-3, 0.08, 0.5]}))
@@ -63,7 +65,7 @@ def _plan_args(kind, kappa, model, tmp_path):
 
 
 @pytest.mark.parametrize("kappa", [0.0, 1.0])
-@pytest.mark.parametrize("kind", ["rule", "preset", "noise-list", "learned"])
+@pytest.mark.parametrize("kind", ["rule", "preset", "noise-list", "learned", "solver"])
 def test_every_entry_point_gives_the_same_audio(tmp_path, capsys, kind, kappa):
     model = _quiet_model()
     plan_arg, steps, kappa_arg = _plan_args(kind, kappa, model, tmp_path)
