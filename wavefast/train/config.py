@@ -86,10 +86,10 @@ PRESETS = {
     "vocoder-small": ModelConfig(32, 20, 10, 50, 1e-4, 0.05, True, name="vocoder-small"),
     # DiffWave BASE (philsyn config_64 / lmnt): 64 ch, 30 layers, cycle 10, T=50, beta 1e-4..0.05
     "vocoder-base": ModelConfig(64, 30, 10, 50, 1e-4, 0.05, True, name="vocoder-base"),
-    # the source-filter vocoder family (shaped prior, harmonic excitation per layer, 4 Haar bands):
-    # the shipped default's recipe, and a tiny one for tests
+    # the source-filter vocoder family (shaped prior, harmonic excitation per layer, 4 Haar bands; the mel
+    # projection acts only when sampling): the shipped default's recipe, and a tiny one for tests
     "vocoder-sf": ModelConfig(64, 12, 6, 50, 1e-4, 0.15, True, segment_samples=32 * HOP, name="wavefast-vocoder-sf",
-                              family="sourcefilter"),
+                              family="sourcefilter", mel_projection=True),
     "vocoder-sf-tiny": ModelConfig(8, 2, 2, 20, 1e-4, 0.3, True, segment_samples=8 * HOP, name="vocoder-sf-tiny",
                                    family="sourcefilter"),
     "sc09-tiny": ModelConfig(8, 4, 2, 200, 1e-4, 0.02, False, sample_rate=16000, segment_samples=16000,
