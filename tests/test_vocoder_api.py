@@ -123,3 +123,19 @@ def test_onnx_backend_behind_the_same_interface(tmp_path):
     assert (a - b).abs().max() <= TOL
     long_mel = _mel(200, 3)
     assert (torch_voc.vocode_long(long_mel, 5) - onnx_voc.vocode_long(long_mel, 5)).abs().max() <= TOL
+
+
+def test_default_plan_is_the_shipped_learned_plan_made_for_these_weights():
+    """No plan given: the shipped vocoder runs its learned plan for the asked S; with a kappa, or for other
+    weights, the rule plan var-quadratic."""
+    from tiny_diffwave import random_diffwave
+    from wavefast.schedules.resolve import default_plan_name
+
+    shipped = wavefast.load_default("vocoder")
+    assert default_plan_name(shipped) == "vocoder-ddss-6"
+    assert default_plan_name(shipped, steps=4) == "vocoder-ddss-4"
+    assert default_plan_name(shipped, steps=10) == "var-quadratic"
+    assert default_plan_name(shipped, kappa=1.0) == "var-quadratic"
+    assert default_plan_name(random_diffwave()) == "var-quadratic"
+    assert wavefast.Vocoder.from_pretrained().plan.name == "vocoder-ddss-6"
+    assert wavefast.Vocoder.from_pretrained(kappa=1.0).plan.name == "var-quadratic"

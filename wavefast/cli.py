@@ -92,8 +92,10 @@ def _schedule_help() -> str:
     from .schedules.plans import PRESETS, shipped_learned_plans
 
     learned = ", ".join(shipped_learned_plans()) or "none"
-    return ("var-linear, var-quadratic (default), step-linear, step-quadratic, ddpm, a published preset ("
-            f"{', '.join(PRESETS)}), a shipped learned plan ({learned}) or a plan .json")
+    return ("var-linear, var-quadratic, step-linear, step-quadratic, dpm-solver++2m, ddpm, a published preset ("
+            f"{', '.join(PRESETS)}), a shipped learned plan ({learned}) or a plan .json; default: the shipped "
+            "learned plan made for these weights with --steps steps (default 6) when --kappa is not given, "
+            "else var-quadratic")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -103,7 +105,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                                     "philsyn-lj-base, philsyn-lj-large, lmnt-lj)")
     p.add_argument("--steps", type=int, default=None,
                    help="number of sampling steps S for rule plans (default 6; 1..T)")
-    p.add_argument("--plan", "--schedule", dest="schedule", default="var-quadratic", metavar="PLAN",
+    p.add_argument("--plan", "--schedule", dest="schedule", default=None, metavar="PLAN",
                    help=_schedule_help())
     p.add_argument("--kappa", type=unit_float, default=None,
                    help="1 = DDPM-rev (stochastic, default), 0 = DDIM-rev; a learned plan brings its own")
@@ -305,7 +307,7 @@ def cmd_vocode(args) -> int:
         if not args.onnx:
             raise WavefastError("--backend onnx needs --onnx MODEL.onnx (made by 'wavefast export onnx')")
         if args.checkpoint or args.steps is not None or args.kappa is not None or args.dtype is not None or \
-                args.schedule != "var-quadratic":
+                args.schedule is not None:
             raise WavefastError("an exported graph fixes its model, plan, kappa and precision; drop --checkpoint, "
                                 "--steps, --plan, --kappa and --dtype with --onnx")
         voc = Vocoder.from_pretrained(args.onnx, device=args.device, threads=args.threads,
@@ -319,7 +321,8 @@ def cmd_vocode(args) -> int:
         model = load_for(args)
         if not model.spec.conditional:
             raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
-        plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+        plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
+                        kappa=args.kappa)
         voc = Vocoder(TorchBackend(model, plan, args.kappa), chunk_seconds=args.chunk_seconds)
     spec = voc.spec
     mels, lengths = _read_inputs(inputs, spec)
@@ -358,7 +361,8 @@ def cmd_generate(args) -> int:
     model = load_for(args)
     if model.spec.conditional:
         raise WavefastError("this checkpoint is mel-conditioned; use 'wavefast vocode' with a mel or wav input")
-    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
+                        kappa=args.kappa)
     kappa = plan_kappa(plan, args.kappa)
     rank, world = run.rank_and_world()
     run.init_process_group(world)
@@ -391,7 +395,8 @@ def cmd_export(args) -> int:
         raise WavefastError("ONNX export writes float32 graphs; drop --dtype")
     model = load_for(args)
     model = model.cpu()
-    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule)
+    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
+                        kappa=args.kappa)
     report = export_onnx(model, plan, args.output, kappa=args.kappa, per_step=args.per_step,
                          check=not args.no_check, layout=args.layout)
     check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"

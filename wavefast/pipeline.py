@@ -47,7 +47,7 @@ def vocode(model, mel, steps: Optional[int] = None, plan: PlanArg = None, kappa:
     mels = _as_tensor(mel, "mel")
     squeeze = mels.dim() == 2
     mels = mels[None] if squeeze else mels
-    resolved = resolve_plan(model, plan, steps, method, clip_range, force_schedule)
+    resolved = resolve_plan(model, plan, steps, method, clip_range, force_schedule, kappa=kappa)
     voc = Vocoder(TorchBackend(model, resolved, kappa, clamp), chunk_seconds=chunk_seconds)
     audio, _ = voc(mels, seeds=item_seeds(seed, mels.shape[0]))
     return audio[0] if squeeze else audio
@@ -66,7 +66,8 @@ def generate(model, n: int, steps: Optional[int] = None, plan: PlanArg = None, k
         raise WavefastError(f"number of samples must be a positive whole number, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise WavefastError(f"batch size must be a whole number >= 1, got {batch_size!r}")
-    backend = TorchBackend(model, resolve_plan(model, plan, steps, method, clip_range, force_schedule), kappa, clamp)
+    backend = TorchBackend(model, resolve_plan(model, plan, steps, method, clip_range, force_schedule, kappa=kappa),
+                           kappa, clamp)
     return generate_with(backend, n, seed, batch_size, progress)
 
 

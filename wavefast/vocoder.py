@@ -67,7 +67,7 @@ class Vocoder:
         if not isinstance(backend, SamplingBackend):
             from .schedules.resolve import resolve_plan
 
-            backend = TorchBackend(backend, resolve_plan(backend, plan), kappa)
+            backend = TorchBackend(backend, resolve_plan(backend, plan, kappa=kappa), kappa)
         elif plan is not None or kappa is not None:
             raise WavefastError("a backend already fixes its plan and kappa; pass only the backend")
         self.backend = backend
@@ -165,8 +165,7 @@ class Vocoder:
         dev = resolve_device(device)
         model = load_default("vocoder", device=dev) if path is None else load_model(path, device=dev)
         model = model.to(dtype=resolve_dtype(dtype, dev))
-        resolved = resolve_plan(model, plan, steps if steps is not None or plan not in (None,) else 6,
-                                force=force_plan)
+        resolved = resolve_plan(model, plan, steps, force=force_plan, kappa=kappa)
         return cls(TorchBackend(model, resolved, kappa), chunk_seconds=chunk_seconds)
 
     # --- one window -----------------------------------------------------------------------

@@ -27,10 +27,11 @@ DEFAULT_IMAGE_STEPS = 50
 log = logging.getLogger("wavefast")
 
 
-def image_plan(model, schedule: Union[str, SamplingPlan] = "var-quadratic", steps: Optional[int] = None,
+def image_plan(model, schedule: Union[str, SamplingPlan, None] = "var-quadratic", steps: Optional[int] = None,
                method: str = "lgamma", clip_range: bool = False) -> SamplingPlan:
     """:func:`wavefast.schedules.resolve_plan` with S = 50 (``DEFAULT_IMAGE_STEPS``) when a rule schedule
     (var-*/step-*) gets no ``steps``: few-step image sampling needs more steps than audio's 6."""
+    schedule = "var-quadratic" if schedule is None else schedule
     if steps is None and isinstance(schedule, str) and schedule in RULE_PLANS:
         steps = DEFAULT_IMAGE_STEPS
     return resolve_plan(model, schedule, steps, method, clip_range)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -50,6 +51,16 @@ def model_record(model) -> dict:
 def learned_record(plan: SamplingPlan) -> Optional[dict]:
     record = plan.info.get(LEARNED_KEY)
     return record if isinstance(record, dict) else None
+
+
+def learned_for_sha256(path) -> Optional[tuple]:
+    """(model sha256, S) a shipped learned plan file was learned for, or None if it does not say."""
+    try:
+        data = json.loads(Path(path).read_text())
+        record = data["info"][LEARNED_KEY]
+        return str(record["model"]["sha256"]), len(data["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_plan_for_model(plan: SamplingPlan, model, force: bool = False, where: Optional[str] = None) -> None:

@@ -4,6 +4,11 @@ Accepted: a :class:`SamplingPlan`; a rule name (``var-quadratic`` ... with ``ste
 ``full``; a published preset; a shipped learned plan by name; or a path to a plan ``.json``
 (read once). A learned plan made for other weights is refused unless ``force``
 (:func:`wavefast.schedules.learned.check_plan_for_model`).
+
+Default (``plan=None``): a shipped learned plan made for exactly these weights with the asked
+number of steps (default 6) when no kappa is asked for -- for the shipped vocoder that is
+``vocoder-ddss-6`` (``vocoder-ddss-4`` with ``steps=4``), its measured best -- else
+``var-quadratic``.
 """
 
 from __future__ import annotations
@@ -22,15 +27,15 @@ DEFAULT_PLAN = "var-quadratic"
 
 
 def resolve_plan(model, plan: Optional[PlanArg] = None, steps: Optional[int] = None, method: str = "lgamma",
-                 clip_range: bool = False, force: bool = False) -> SamplingPlan:
+                 clip_range: bool = False, force: bool = False, kappa: Optional[float] = None) -> SamplingPlan:
     """The plan ``plan`` for ``model``'s diffusion (``model.spec.diffusion``); see the module docstring.
 
     ``model`` may also be a bare :class:`LinearBetaSchedule` (then learned plans are not checked
-    against weights).
+    against weights). ``kappa`` only steers the default: with one given, the default is a rule plan.
     """
     schedule = model if isinstance(model, LinearBetaSchedule) else diffusion_of(model)
     if plan is None:
-        plan = DEFAULT_PLAN
+        plan = default_plan_name(model, steps, kappa)
     if isinstance(plan, SamplingPlan):
         if steps is not None and int(steps) != len(plan):
             raise WavefastError(f"plan {plan.name!r} has {len(plan)} steps, not {steps}")
@@ -45,6 +50,27 @@ def resolve_plan(model, plan: Optional[PlanArg] = None, steps: Optional[int] = N
         check_plan_for_model(resolved, model, force, where=f"schedule {str(plan)!r}" if not isinstance(
             plan, SamplingPlan) else None)
     return resolved
+
+
+def default_plan_name(model, steps: Optional[int] = None, kappa: Optional[float] = None) -> str:
+    """The shipped learned plan learned for exactly these weights with ``steps`` (default 6) steps, when
+    no kappa is asked for; else :data:`DEFAULT_PLAN`."""
+    if kappa is not None or isinstance(model, LinearBetaSchedule) or not hasattr(model, "state_dict"):
+        return DEFAULT_PLAN
+    from .learned import learned_for_sha256, model_sha256
+    from .plans import shipped_learned_plans
+
+    wanted = 6 if steps is None else steps
+    candidates = {name: learned_for_sha256(path) for name, path in shipped_learned_plans().items()}
+    candidates = {name: record for name, record in candidates.items()
+                  if record is not None and record[1] == wanted}
+    if not candidates:
+        return DEFAULT_PLAN
+    mine = model_sha256(model)
+    for name, (sha, _) in sorted(candidates.items()):
+        if sha == mine:
+            return name
+    return DEFAULT_PLAN
 
 
 def diffusion_of(model) -> LinearBetaSchedule:
