@@ -184,10 +184,11 @@ def test_mel_projection_keeps_a_consistent_signal_sets_band_energies_and_is_scal
 
 
 # --- the front door ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["mean", "excitation", "standard"])
+@pytest.mark.parametrize("kind", ["mean", "excitation", "standard", "projection"])
 def test_vocoder_contracts_hold_for_source_filter_models(kind):
     model = {"mean": tiny_sf(), "excitation": tiny_sf(harmonic_mean=False),
-             "standard": tiny_sf(harmonic_mean=False, prior="standard", excitation_on=False)}[kind]
+             "standard": tiny_sf(harmonic_mean=False, prior="standard", excitation_on=False),
+             "projection": tiny_sf(harmonic_mean=False, mel_projection=True)}[kind]  # the shipped kind
     plan = wavefast.resolve_plan(model, "var-quadratic", 3)
     voc = Vocoder(model, plan, 1.0, chunk_seconds=0.4)
     mel = _mel(150, 6)

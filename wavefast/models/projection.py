@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +52,14 @@ def stft_kernels(sample_rate: int, n_mels: int):
     return analysis.float(), synthesis.float(), fb.float(), spread.float()
 
 
-def project_onto_mel(x0: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """x0 (B, 1, L), L a multiple of 256, with its band energies set to the tacotron2 mel (B, n_mels, >= L/256 + 1)."""
+def project_onto_mel(x0: torch.Tensor, log_mel: torch.Tensor, sample_rate: int,
+                     frame_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x0 (B, 1, L), L a multiple of 256, with its band energies set to the tacotron2 mel (B, n_mels, >= L/256 + 1).
+
+    ``frame_mask`` (B, [1,] >= L/256 + 1), for a padded batch of mixed lengths: 1 for the STFT frames an item
+    has alone (0 .. n_b), 0 after; the frames past an item's end then add nothing to its samples, so it
+    is projected exactly as it would be alone (its samples past the end are zero already).
+    """
     dtype = x0.dtype
     x0, log_mel = x0.float(), log_mel.float()  # an STFT and its inverse: float32 whatever the model's dtype
     analysis, synthesis, fb, spread = (k.to(x0) for k in stft_kernels(int(sample_rate), int(log_mel.shape[1])))
@@ -66,13 +73,17 @@ def project_onto_mel(x0: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) 
     target = torch.exp(log_mel[..., :frames])
     gain = (target / estimate.clamp_min(1e-7)).clamp(1.0 / GAIN_RANGE, GAIN_RANGE)
     per_bin = torch.einsum("km,bmf->bkf", spread, gain)
-    out = F.conv_transpose1d(spec * torch.cat([per_bin, per_bin], 1), synthesis, stride=HOP)
+    scaled = spec * torch.cat([per_bin, per_bin], 1)
+    if frame_mask is not None:
+        scaled = scaled * frame_mask.reshape(frame_mask.shape[0], 1, -1)[..., :frames].to(scaled)
+    out = F.conv_transpose1d(scaled, synthesis, stride=HOP)
     return out[..., N_FFT // 2: N_FFT // 2 + length].to(dtype)
 
 
 def mel_consistent_eps(x: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor, log_mel: torch.Tensor,
-                       sample_rate: int, mean=None) -> torch.Tensor:
-    """eps' of the module docstring; ``alpha_bar`` (B,) the step's noise level; ``mean`` the model's mean (or None)."""
+                       sample_rate: int, mean=None, frame_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """eps' of the module docstring; ``alpha_bar`` (B,) the step's noise level; ``mean`` the model's mean (or None);
+    ``frame_mask`` as in :func:`project_onto_mel`."""
     dtype = x.dtype
     x, eps = x.float(), eps.float()  # 1 - a is ~1e-4 at the last steps: not representable in bf16
     a = alpha_bar.to(torch.float64).view(-1, 1, 1)
@@ -80,7 +91,7 @@ def mel_consistent_eps(x: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tens
     x0 = (x - root_1a * eps) / root_a
     if mean is not None:
         x0 = x0 + mean.float()
-    projected = project_onto_mel(x0, log_mel, sample_rate)
+    projected = project_onto_mel(x0, log_mel, sample_rate, frame_mask)
     if mean is not None:
         projected = projected - mean.float()
     return ((x - root_a * projected) / root_1a).to(dtype)

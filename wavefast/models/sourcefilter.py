@@ -73,6 +73,7 @@ class Prepared:
     mask: Optional[torch.Tensor] = None  # (B, 1, L): a padded batch of mixed lengths
     band_mask: Optional[torch.Tensor] = None  # (B, 1, L / bands)
     mel: Optional[torch.Tensor] = None  # (B, n_mels, L / hop + 1): the target of the mel projection
+    frame_mask: Optional[torch.Tensor] = None  # (B, L / hop + 1): each item's own frames (mixed lengths)
 
 
 def solo_frames(x: torch.Tensor, lengths: torch.Tensor, need: int) -> torch.Tensor:
@@ -247,7 +248,7 @@ class SourceFilterDiffWave(nn.Module):
             if cfg.prior == "energy":  # PriorGrad: one level per frame (the envelope's RMS), a flat spectrum
                 gains = gains.pow(2).mean(dim=1, keepdim=True).sqrt().expand_as(gains)
         return Prepared(terms, gains, mean, f0 if cfg.uses_pitch else None, voicing if cfg.uses_pitch else None,
-                        mask, band_mask, mel if cfg.mel_projection else None)
+                        mask, band_mask, mel if cfg.mel_projection else None, frame_mask)
 
     # --- one network call ---------------------------------------------------------------
     def embed_steps(self, t: torch.Tensor) -> torch.Tensor:
@@ -301,7 +302,8 @@ class SourceFilterDiffWave(nn.Module):
             return eps
         from .projection import mel_consistent_eps
 
-        out = mel_consistent_eps(y, eps, alpha_bar, prepared.mel, self.sample_rate, prepared.mean)
+        out = mel_consistent_eps(y, eps, alpha_bar, prepared.mel, self.sample_rate, prepared.mean,
+                                 prepared.frame_mask)
         return out if prepared.mask is None else out * prepared.mask
 
     def finish(self, y0: torch.Tensor, prepared: Prepared) -> torch.Tensor:
