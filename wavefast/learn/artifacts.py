@@ -37,7 +37,7 @@ from ..errors import WavefastError
 from ..schedules.learned import LEARNED_KEY, check_plan_for_model, model_record, model_sha256
 from ..schedules.plans import SamplingPlan
 
-LEARNERS = ("ddss", "errbound")
+LEARNERS = ("ddss", "errbound", "grid")
 
 
 def now_iso() -> str:

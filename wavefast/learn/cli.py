@@ -17,7 +17,7 @@ from typing import Optional
 
 from ..errors import WavefastError, check_choice, run_command
 
-METHODS = ("ddss", "errbound")
+METHODS = ("ddss", "errbound", "grid")
 
 
 def state_path_for(output) -> Path:
@@ -36,14 +36,17 @@ def learn_sampler(model, data_path, *, method: str, steps: int, output, resume: 
                   lr: Optional[float] = None, lr_time: float = 2e-2, segment_samples: Optional[int] = None,
                   heldout_items: int = 8, heldout_samples: Optional[int] = None, eval_every: int = 25,
                   save_every: int = 25, history: bool = True, timesteps_only: bool = False, features: str = "auto",
-                  mc_examples: int = 32, grid_levels: int = 64, seed: int = 0, progress: bool = True) -> dict:
+                  mc_examples: int = 32, grid_levels: int = 64, candidates: int = 8, seed: int = 0,
+                  progress: bool = True) -> dict:
     """Learn a sampler for ``model`` on the pack ``data_path``; writes ``output`` (.json). Returns a summary.
 
     ``method="ddss"``: :class:`wavefast.learn.ddss.DDSSTrainer` (``iters`` gradient steps,
     ``batch_size`` examples each). ``method="errbound"``: :class:`wavefast.learn.errbound.ErrBoundRun`
     (``mc_examples`` Monte-Carlo examples in batches of ``batch_size``, ``iters`` Adam steps
-    on the schedule). Both report the held-out objective (DDSS protocol) of the result and
-    of the initial FastDPM plan ``init`` with ``kappa``.
+    on the schedule). ``method="grid"``: :func:`wavefast.learn.gridsearch.coordinate_search`
+    (``iters`` sweeps, default 2, ``candidates`` positions per step; FastDPM coefficients with
+    ``kappa``). All report the held-out objective (DDSS protocol) of the result and of the
+    initial FastDPM plan ``init`` with ``kappa``.
     """
     from .artifacts import learned_plan, save_learned
     from .ddss import DDSSConfig, DDSSTrainer, PackData, config_record, default_objective, evaluate_sampler, \
@@ -79,6 +82,24 @@ def learn_sampler(model, data_path, *, method: str, steps: int, output, resume: 
                             init=trainer.init_plan.name, training=dict(config_record(config), segment_samples=segment,
                                                                        seconds=round(summary["seconds"], 1),
                                                                        pack=str(data_path)))
+    elif method == "grid":
+        from .gridsearch import GridSearchConfig, coordinate_search
+
+        if resume:
+            raise WavefastError("the grid search takes minutes and keeps no state: run it again without --resume")
+        config = GridSearchConfig(steps=steps, init=init, kappa=kappa, sweeps=iters or 2, candidates=candidates,
+                                  batch_size=batch_size, seed=seed)
+        result = coordinate_search(model, data, config, progress=progress)
+        objective = {"name": result["objective"], "value": result["heldout_value"],
+                     "initial_value": result["heldout_initial"], "split": data.heldout_split,
+                     "search_value": result["value"], "search_initial_value": result["initial_value"],
+                     "search_split": "train (fixed batch)", "lower_is_better": True,
+                     "evaluations": result["evaluations"]}
+        summary = {"initial": result["heldout_initial"], "best": result["heldout_value"],
+                   "seconds": result["seconds"]}
+        plan = learned_plan(result["plan"], model, learner="grid", kappa=kappa, objective=objective, init=init,
+                            training=dict(result["config"], segment_samples=segment,
+                                          seconds=round(result["seconds"], 1), pack=str(data_path)))
     else:
         from .errbound import ErrBoundConfig, ErrBoundRun
         from .errbound import config_record as eb_record
@@ -114,7 +135,7 @@ def learn_sampler(model, data_path, *, method: str, steps: int, output, resume: 
 RECIPE_KEYS = ("checkpoint", "data", "output", "method", "steps", "resume", "device", "threads", "preset", "iters",
                "batch_size", "kappa", "init", "lr", "lr_time", "segment_samples", "heldout_items", "heldout_samples",
                "eval_every", "save_every", "history", "timesteps_only", "features", "mc_examples", "grid_levels",
-               "seed")
+               "candidates", "seed")
 
 
 def run_learn(config: dict, progress: bool = True) -> dict:
@@ -151,7 +172,8 @@ def _run(args) -> dict:
         lr_time=args.lr_time, segment_samples=args.segment_samples, heldout_items=args.heldout_items,
         heldout_samples=args.heldout_samples, eval_every=args.eval_every, save_every=args.save_every,
         history=not args.no_history, timesteps_only=bool(args.timesteps_only), features=args.features,
-        mc_examples=args.mc_examples, grid_levels=args.grid_levels, seed=args.seed, progress=not args.quiet)
+        mc_examples=args.mc_examples, grid_levels=args.grid_levels, candidates=args.candidates, seed=args.seed,
+        progress=not args.quiet)
 
 
 def cmd_learn_sampler(args) -> int:
@@ -175,11 +197,13 @@ def add_learn_command(sub) -> None:
     p.add_argument("--steps", type=int, required=True, help="number of sampling steps S")
     p.add_argument("--method", required=True, choices=METHODS,
                    help="ddss: train timesteps + GGDM coefficients through the chain; "
-                        "errbound: minimise a Monte-Carlo bound of the DDIM error over the steps")
+                        "errbound: minimise a Monte-Carlo bound of the DDIM error over the steps; "
+                        "grid: coordinate search of the steps on a training loss (a baseline)")
     p.add_argument("-o", "--output", required=True, help="learned sampler .json")
     p.add_argument("--resume", action="store_true", help="continue the run saved next to the output")
     p.add_argument("--iters", type=int, default=None,
-                   help="ddss: gradient steps (default 200); errbound: Adam steps on the schedule (default 500)")
+                   help="ddss: gradient steps (default 200); errbound: Adam steps on the schedule (default 500); "
+                        "grid: sweeps (default 2)")
     p.add_argument("--batch-size", type=int, default=4, help="examples per batch (default 4)")
     p.add_argument("--kappa", type=float, default=0.0,
                    help="ddss: kappa of the FastDPM initialisation (0 = deterministic); errbound: kappa for the "
@@ -201,6 +225,7 @@ def add_learn_command(sub) -> None:
                         "for 1 s 16 kHz clips, else log-mel statistics)")
     p.add_argument("--mc-examples", type=int, default=32, help="errbound: Monte-Carlo training examples (default 32)")
     p.add_argument("--grid-levels", type=int, default=64, help="errbound: eps grid levels (default 64 or T)")
+    p.add_argument("--candidates", type=int, default=8, help="grid: positions tried per step per sweep (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
