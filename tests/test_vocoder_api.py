@@ -134,6 +134,7 @@ def test_default_plan_is_the_shipped_learned_plan_made_for_these_weights():
     shipped = wavefast.load_default("vocoder")
     assert default_plan_name(shipped) == "vocoder-ddss-6"
     assert default_plan_name(shipped, steps=4) == "vocoder-ddss-4"
+    assert default_plan_name(shipped, steps=2) == "vocoder-ddss-2"
     assert default_plan_name(shipped, steps=10) == "var-quadratic"
     assert default_plan_name(shipped, kappa=1.0) == "var-quadratic"
     assert default_plan_name(random_diffwave()) == "var-quadratic"
