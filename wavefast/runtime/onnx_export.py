@@ -70,6 +70,20 @@ def parity_check(module: nn.Module, path, names, tensors, tolerance: float = PAR
     return error
 
 
+
+def _finish_graph_file(tmp, meta: dict, module, names, tensors, check: bool):
+    """Add ``meta`` to the exported file ``tmp``, run the ONNX checker, save; the ORT-vs-torch parity error
+    (or None without ``check``)."""
+    import onnx
+
+    proto = onnx.load(str(tmp))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    return parity_check(module, tmp, names, tensors) if check else None
+
 def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step: bool = False,
                 check: bool = True, layout: str = "auto") -> dict:
     """Export the full S-step graph (or one step with ``per_step``) to ``path``; returns a report dict.
@@ -83,7 +97,7 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
     The file is written next to its target and renamed after the onnx checker and
     (with ``check``) the ORT-vs-torch parity check pass.
     """
-    import onnx
+    import onnx  # noqa: F401  (missing onnx fails here, before the export work)
 
     from ..fileio import atomic_output
 
@@ -124,13 +138,7 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
         with torch.no_grad():
             torch.onnx.export(module, tuple(tensors), str(tmp), input_names=names, output_names=outputs,
                               dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-        proto = onnx.load(str(tmp))
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
-        error = parity_check(module, tmp, names, tensors) if check else None
+        error = _finish_graph_file(tmp, meta, module, names, tensors, check)
     return {"path": str(path), "inputs": names, "outputs": outputs, "parity_error": error, "opset": OPSET, **meta}
 
 
@@ -164,7 +172,7 @@ def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: b
     import base64
     import io
 
-    import onnx
+    import onnx  # noqa: F401  (missing onnx fails here, before the export work)
 
     from ..fileio import atomic_output
 
@@ -188,13 +196,7 @@ def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: b
             "pitch_graph": base64.b64encode(pitch_bytes).decode("ascii")}
     with atomic_output(path, ".onnx") as tmp:
         _export_onnx_module(module, names, tensors, ["audio"], dynamic, tmp)
-        proto = onnx.load(str(tmp))
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
-        error = parity_check(module, tmp, names, tensors) if check else None
+        error = _finish_graph_file(tmp, meta, module, names, tensors, check)
         if check:
             pitch_error = _pitch_parity(pitch, pitch_bytes, tensors[0])
             error = max(error, pitch_error)
