@@ -54,11 +54,11 @@ def learned_record(plan: SamplingPlan) -> Optional[dict]:
 
 
 def learned_for_sha256(path) -> Optional[tuple]:
-    """(model sha256, S) a shipped learned plan file was learned for, or None if it does not say."""
+    """(model sha256, S, model name) a shipped learned plan file was learned for, or None if it does not say."""
     try:
         data = json.loads(Path(path).read_text())
         record = data["info"][LEARNED_KEY]
-        return str(record["model"]["sha256"]), len(data["steps"])
+        return str(record["model"]["sha256"]), len(data["steps"]), str(record["model"].get("name", ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -62,12 +62,13 @@ def default_plan_name(model, steps: Optional[int] = None, kappa: Optional[float]
 
     wanted = 6 if steps is None else steps
     candidates = {name: learned_for_sha256(path) for name, path in shipped_learned_plans().items()}
-    candidates = {name: record for name, record in candidates.items()
-                  if record is not None and record[1] == wanted}
+    own_name = getattr(getattr(model, "spec", None), "name", None)
+    candidates = {name: record for name, record in candidates.items()  # cheap checks before hashing the weights
+                  if record is not None and record[1] == wanted and record[2] == own_name}
     if not candidates:
         return DEFAULT_PLAN
     mine = model_sha256(model)
-    for name, (sha, _) in sorted(candidates.items()):
+    for name, (sha, _, _) in sorted(candidates.items()):
         if sha == mine:
             return name
     return DEFAULT_PLAN
