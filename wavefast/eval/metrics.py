@@ -412,6 +412,19 @@ def mean_confidence_interval(values, confidence: float = 0.95) -> Tuple[float, O
     return mean, float(t.ppf(0.5 + confidence / 2.0, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
+def bootstrap_interval(statistic, n: int, resamples: int = 200, confidence: float = 0.95,
+                       seed: int = 0) -> Tuple[float, float]:
+    """Percentile bootstrap interval of a set statistic: ``statistic(index)`` evaluated on
+    ``resamples`` index vectors drawn from ``range(n)`` with replacement (numpy seed ``seed``);
+    returns the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles."""
+    if n < 2 or resamples < 2:
+        raise WavefastError(f"a bootstrap needs n >= 2 items and >= 2 resamples, got {n}, {resamples}")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, n)) for _ in range(int(resamples))], dtype=np.float64)
+    lo, hi = np.quantile(values, [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
+    return float(lo), float(hi)
+
+
 def sc09_metrics(probs, features, reference: Dict[str, np.ndarray]) -> Dict[str, object]:
     """Every SC09 score of one generated set against reference statistics.
 

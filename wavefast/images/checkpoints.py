@@ -32,6 +32,7 @@ from ..errors import WavefastError
 from ..fileio import is_safetensors, read_safetensors, read_safetensors_metadata, write_safetensors
 from ..models.checkpoints import safe_torch_load
 from ..models.spec import DiffusionSpec
+from .mel_image import EXTRA_KEY, MelImageLayout
 from .unet import DDPMUNet, ImageModelSpec, UNetConfig
 
 NATIVE_IMAGE_FORMAT = "wavefast-image-unet/1"
@@ -48,6 +49,12 @@ _LSUN = UNetConfig(in_channels=3, out_channels=3, ch=128, ch_mult=(1, 1, 2, 2, 4
 #: attention at 7x7 and in the middle.
 _TINY_28 = UNetConfig(in_channels=1, out_channels=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
                       attn_resolutions=(7,), dropout=0.0, resolution=28)
+#: The mel stage of the two-stage digit generator: 80 x 88 tacotron2 log-mels (1.02 s at 22.05 kHz)
+#: space-to-depth by 4 into 16 x 20 x 22 images (see :mod:`wavefast.images.mel_image`), two levels
+#: 20/10, attention at 10x11 and in the middle.
+_MEL_DIGITS = UNetConfig(in_channels=16, out_channels=16, ch=64, ch_mult=(1, 2), num_res_blocks=1,
+                         attn_resolutions=(10,), dropout=0.0, resolution=20)
+MEL_DIGITS_LAYOUT = MelImageLayout(n_mels=80, frames=88, factor=4)
 
 IMAGE_PRESETS: Dict[str, ImageModelSpec] = {
     "ddpm-cifar10": ImageModelSpec(_CIFAR10, DDPM_DIFFUSION, "ddpm-cifar10", "pytorch_diffusion", "cifar10"),
@@ -57,6 +64,8 @@ IMAGE_PRESETS: Dict[str, ImageModelSpec] = {
     "ddpm-lsun-church": ImageModelSpec(_LSUN, DDPM_DIFFUSION, "ddpm-lsun-church", "pytorch_diffusion", "lsun-church"),
     "ddpm-lsun-cat": ImageModelSpec(_LSUN, DDPM_DIFFUSION, "ddpm-lsun-cat", "pytorch_diffusion", "lsun-cat"),
     "tiny-28": ImageModelSpec(_TINY_28, DDPM_DIFFUSION, "tiny-28", "native", "fashion-mnist"),
+    "mel-digits": ImageModelSpec(_MEL_DIGITS, DDPM_DIFFUSION, "mel-digits", "native", "digit-mels", width=22,
+                                 extra={EXTRA_KEY: MEL_DIGITS_LAYOUT.to_dict()}),
 }
 
 

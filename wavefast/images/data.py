@@ -122,6 +122,35 @@ def _load_cached(dataset: str, split: str, root: Optional[str]) -> Tuple[np.ndar
     return np.ascontiguousarray(images), labels
 
 
+def load_image_pack(path, split: str = "train"):
+    """(images (N, C, H, W) float32 in model range, layout or None) of one split of an image pack:
+    an ``.npz`` holding ``{split}_images`` (float) and optionally ``layout`` (a
+    :class:`~wavefast.images.mel_image.MelImageLayout` as JSON) - what
+    :func:`wavefast.digits.data.build_digit_mel_pack` writes."""
+    import json
+
+    from .mel_image import MelImageLayout
+
+    check_choice("split", split, SPLITS)
+    path = Path(path)
+    if not path.is_file():
+        raise WavefastError(f"image pack not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as pack:
+            key = f"{split}_images"
+            if key not in pack.files:
+                raise WavefastError(f"{path} is not an image pack (needs '{key}'; has {', '.join(pack.files)})")
+            layout = MelImageLayout.from_dict(json.loads(str(pack["layout"]))) if "layout" in pack.files else None
+            images = torch.from_numpy(np.asarray(pack[key], dtype=np.float32))
+    except (OSError, ValueError) as exc:
+        raise WavefastError(f"{path} is not a readable .npz image pack: {exc}") from None
+    if images.dim() != 4 or not torch.isfinite(images).all():
+        raise WavefastError(f"{path}: {key} must be finite (N, C, H, W) images, got shape {tuple(images.shape)}")
+    if layout is not None and tuple(images.shape[1:]) != layout.image_shape:
+        raise WavefastError(f"{path}: {key} has shape {tuple(images.shape)}, its layout says (N, {layout.image_shape})")
+    return images, layout
+
+
 def to_model_range(images) -> torch.Tensor:
     """uint8 (N, H, W) or (N, C, H, W) -> float32 (N, C, H, W) in [-1, 1] (``x / 127.5 - 1``)."""
     x = torch.from_numpy(np.array(images, dtype=np.uint8)) if not isinstance(images, torch.Tensor) else images

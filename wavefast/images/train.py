@@ -47,7 +47,8 @@ from ..schedules import LinearBetaSchedule
 from ..fileio import atomic_torch_save, atomic_write_text
 from ..train.state import EMA, capture_rng, restore_rng
 from .checkpoints import get_image_preset, save_image_model
-from .data import load_images, to_model_range
+from .data import load_image_pack, load_images, to_model_range
+from .mel_image import mel_layout_of
 from .unet import DDPMUNet
 
 CHECKPOINT_FORMAT = "wavefast-image-train/1"
@@ -101,6 +102,28 @@ def _snr_gamma(weighting: str) -> Optional[float]:
     raise WavefastError(f"unknown loss weighting {weighting!r}; allowed: 'uniform', 'min-snr-<gamma>' (e.g. min-snr-5)")
 
 
+def _training_images(config: ImageTrainConfig, spec):
+    """(train images: uint8 (N, H, W) or float (N, C, H, W), validation x0 float (V, C, H, W)) of the
+    config's data set: a named one (see :mod:`wavefast.images.data`) or an ``.npz`` image pack."""
+    if str(config.dataset).endswith(".npz"):
+        train, _ = load_image_pack(config.dataset, "train")
+        test, _ = load_image_pack(config.dataset, "test")
+        if config.data_limit:
+            train = train[: config.data_limit]
+        if tuple(train.shape[1:]) != tuple(spec.image_shape):
+            raise WavefastError(f"preset {config.preset!r} generates {spec.image_shape} images but "
+                                f"{config.dataset} holds {tuple(train.shape[1:])}")
+        return train, test[: config.val_items]
+    images, _ = load_images(config.dataset, "train")
+    if config.data_limit:
+        images = images[: config.data_limit]
+    if (1,) + images.shape[1:] != tuple(spec.image_shape):
+        raise WavefastError(f"preset {config.preset!r} generates {spec.image_shape} images but {config.dataset} "
+                            f"has {images.shape[1]}x{images.shape[2]}")
+    test, _ = load_images(config.dataset, "test")
+    return torch.from_numpy(np.array(images)), to_model_range(test[: config.val_items])
+
+
 def _lr_at(config: ImageTrainConfig, step: int) -> float:
     return config.lr * min(1.0, (step + 1) / max(config.warmup_steps, 1))
 
@@ -114,17 +137,11 @@ class ImageTrainer:
         if config.threads:
             torch.set_num_threads(int(config.threads))
         self.out = Path(config.out)
-        self.spec = get_image_preset(config.preset).replace(dataset=config.dataset)
-        images, _ = load_images(config.dataset, "train")
-        if config.data_limit:
-            images = images[: config.data_limit]
-        side = self.spec.arch.resolution
-        if images.shape[1:] != (side, side):
-            raise WavefastError(f"preset {config.preset!r} generates {side}x{side} images but {config.dataset} "
-                                f"has {images.shape[1]}x{images.shape[2]}")
-        self.train_images = torch.from_numpy(np.array(images))  # uint8 (N, H, W), converted per batch
-        test, _ = load_images(config.dataset, "test")
-        self.val_x0 = to_model_range(test[: config.val_items]).to(self.device)
+        dataset = str(config.dataset)
+        self.spec = get_image_preset(config.preset).replace(
+            dataset=Path(dataset).stem if dataset.endswith(".npz") else dataset)
+        self.train_images, self.val_x0 = _training_images(config, self.spec)
+        self.val_x0 = self.val_x0.to(self.device)
         val_gen = torch.Generator().manual_seed(1234)
         self.val_t = torch.randint(0, self.spec.diffusion.T, (len(self.val_x0),), generator=val_gen)
         self.val_eps = torch.randn(self.val_x0.shape, generator=val_gen).to(self.device)
@@ -178,7 +195,8 @@ class ImageTrainer:
     def _batch(self):
         g = self.generator
         index = torch.randint(0, len(self.train_images), (self.config.batch_size,), generator=g)
-        x0 = to_model_range(self.train_images[index].numpy()).to(self.device)
+        batch = self.train_images[index]
+        x0 = (to_model_range(batch) if batch.dtype == torch.uint8 else batch).to(self.device)
         t = torch.randint(0, self.spec.diffusion.T, (len(x0),), generator=g)
         eps = torch.randn(x0.shape, generator=g).to(self.device)
         return x0, t.to(self.device), eps
@@ -216,6 +234,10 @@ class ImageTrainer:
         from .png import save_grid
 
         images = generate_images(model, 16, steps=20, schedule="step-quadratic", kappa=0.0, seed=0)
+        layout = mel_layout_of(model.spec)
+        if layout is not None:  # a mel per tile, low frequencies at the bottom
+            mel = layout.to_mel(images)
+            images = (2.0 * (mel - layout.floor) / (layout.ceil - layout.floor) - 1.0).flip(1)[:, None]
         save_grid(images, self.out / "samples" / f"step_{self.step:07d}.png", nrow=4)
 
     def _log(self, record: dict) -> None:

@@ -93,6 +93,8 @@ class ImageModelSpec:
     pixels). ``image_size`` is the generated side (defaults to the UNet
     resolution); ``crop`` > 0 removes that many border pixels on each side
     when writing images (a 28x28 dataset padded to 32 would use crop=2).
+    ``width`` > 0 makes the images ``resolution`` high and ``width`` wide (0: square);
+    attention levels are decided by the height.
     """
 
     arch: UNetConfig
@@ -101,6 +103,7 @@ class ImageModelSpec:
     source_layout: str = "native"
     dataset: str = ""
     crop: int = 0
+    width: int = 0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     kind = IMAGE_SPEC_KIND  # class attribute: not a field, tells image specs from audio ones
@@ -108,6 +111,9 @@ class ImageModelSpec:
     def __post_init__(self):
         if not 0 <= int(self.crop) < self.arch.resolution // 2:
             raise WavefastError(f"crop must lie in [0, {self.arch.resolution // 2}), got {self.crop}")
+        if int(self.width) < 0 or int(self.width) % self.arch.downsample_factor:
+            raise WavefastError(f"image width must be 0 (square) or a positive multiple of "
+                                f"{self.arch.downsample_factor}, got {self.width}")
 
     @property
     def conditional(self) -> bool:
@@ -115,7 +121,7 @@ class ImageModelSpec:
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
-        return (self.arch.in_channels, self.arch.resolution, self.arch.resolution)
+        return (self.arch.in_channels, self.arch.resolution, int(self.width) or self.arch.resolution)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
