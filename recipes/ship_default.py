@@ -1,11 +1,12 @@
 """Copy a training run's EMA weights into the package as a shipped default model.
 
     python recipes/ship_default.py --run runs/vocoder --kind vocoder --name wavefast-vocoder-22k
-    python recipes/ship_default.py --run runs/sc09 --kind sc09 --name wavefast-sc09-16k
+    python recipes/ship_default.py --run runs/sc09-mel --kind sc09 --name wavefast-sc09-mel
 
-Reads ``RUN/checkpoint.pt`` (the EMA weights, safely) through the trainer's export, renames
-the spec, and writes ``wavefast/models/weights/{vocoder,sc09}.safetensors`` in fp16 with
-the training step in the metadata. The model card is written by hand from the measured
+Reads the run's EMA export ``RUN/model-ema.safetensors`` (an audio model, or for ``sc09`` the
+mel stage: an image model with a mel layout), renames the spec, and writes
+``wavefast/models/weights/{vocoder.safetensors,sc09_mel.safetensors}`` in fp16 with the training
+step in the metadata. The model card is written by hand from the measured
 figures (``wavefast/models/cards/``).
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 import torch
 
 from wavefast.errors import WavefastError, run_command
+from wavefast.images.checkpoints import is_image_checkpoint, load_image_model, save_image_model
+from wavefast.images.mel_image import mel_layout_of
 from wavefast.models.checkpoints import load_model, save_native
 from wavefast.models.default_models import default_path
 
@@ -26,11 +29,18 @@ def ship(args) -> int:
     ema = run / "model-ema.safetensors"
     if not ema.is_file():
         raise WavefastError(f"{ema} not found; export it with 'wavefast train --out {run} --export-only'")
-    model = load_model(ema)
-    model.spec = model.spec.replace(name=args.name)
     steps = [json.loads(line).get("step", 0) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    out = save_native(model, default_path(args.kind), dtype=torch.float16,
-                      extra_metadata={"trained_steps": max(steps, default=0), "run": run.name})
+    metadata = {"trained_steps": max(steps, default=0), "run": run.name}
+    if is_image_checkpoint(ema):
+        model = load_image_model(ema)
+        if args.kind != "sc09" or mel_layout_of(model.spec) is None:
+            raise WavefastError(f"{ema} is an image model; only a mel-stage model (--kind sc09) ships from here")
+        model.spec = model.spec.replace(name=args.name)
+        out = save_image_model(model, default_path(args.kind), torch.float16, metadata)
+    else:
+        model = load_model(ema)
+        model.spec = model.spec.replace(name=args.name)
+        out = save_native(model, default_path(args.kind), dtype=torch.float16, extra_metadata=metadata)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, step {max(steps, default=0)})", file=sys.stderr)
     return 0
 

@@ -491,3 +491,63 @@ def test_cli_grid_search_writes_a_learned_plan_keyed_to_the_model(tmp_path, caps
     assert learned_record(plan)["method"] == "grid" and "ggdm" not in plan.info
     with pytest.warns(UserWarning, match="learned \\(grid\\) for another model"):
         assert wavefast.resolve_plan(tiny_model(seed=5), str(out), force=True).steps == plan.steps
+
+
+# --- Phase 2 (arXiv 2412.10786): fine-tune on the chosen steps, alternating with Phase 1 --------------
+def _tiny_image_model():
+    from wavefast.images.unet import DDPMUNet, ImageModelSpec, UNetConfig
+    from wavefast.models.spec import DiffusionSpec
+
+    torch.manual_seed(0)
+    spec = ImageModelSpec(UNetConfig(1, 1, 32, (1, 2), 1, (), 0.0, 8), DiffusionSpec(100, 1e-4, 0.1))
+    return DDPMUNet(spec).eval()
+
+
+def test_phase2_finetune_lowers_the_loss_on_exactly_the_plan_steps():
+    from wavefast.learn.phase2 import Phase2Config, TensorBatches, finetune_on_plan
+    from wavefast.schedules import make_plan
+    from wavefast.schedules.resolve import diffusion_of
+
+    model = _tiny_image_model()
+    data = TensorBatches(torch.linspace(-1, 1, 64).view(1, 1, 8, 8).repeat(16, 1, 1, 1), seed=0)
+    plan = make_plan(diffusion_of(model), "var-quadratic", 3)
+    seen = []
+    original_forward = model.forward
+    model.forward = lambda x, t: seen.append(t.clone()) or original_forward(x, t)
+    losses = finetune_on_plan(model, data, plan, Phase2Config(steps=3, finetune_iters=60, batch_size=8, lr=2e-3),
+                              torch.Generator().manual_seed(0))
+    assert sum(losses[-10:]) < 0.7 * sum(losses[:10])  # one fixed image: the eps error at 3 levels is learnable
+    used = torch.cat(seen).unique()
+    assert set(used.tolist()) <= {float(torch.tensor(t, dtype=torch.float32)) for t in plan.steps}
+    assert len(used) == 3
+
+
+def test_phase2_alternation_returns_a_new_model_and_a_plan_keyed_to_it():
+    from wavefast.learn.artifacts import learned_plan
+    from wavefast.learn.phase2 import Phase2Config, TensorBatches, alternate
+    from wavefast.schedules.learned import check_plan_for_model
+
+    model = _tiny_image_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = TensorBatches(torch.rand(12, 1, 8, 8) * 2 - 1, seed=1)
+    config = Phase2Config(steps=4, rounds=1, finetune_iters=3, batch_size=4, mc_examples=4, mc_batch=2,
+                          phase1_iters=5)
+    run = alternate(model, data, config)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the input is untouched
+    assert any(not torch.equal(before[k], v) for k, v in run["model"].state_dict().items())
+    assert len(run["rounds"]) == 2 and len(run["plan"]) == 4 and run["plans"][-1] is run["plan"]
+    assert "finetune_loss_last" in run["rounds"][0] and "finetune_loss_last" not in run["rounds"][1]
+    plan = learned_plan(run["plan"], run["model"], learner="errbound-phase2", kappa=0.0, objective={}, init="x")
+    check_plan_for_model(plan, run["model"], force=False)
+    with pytest.raises(WavefastError, match="for another model"):
+        check_plan_for_model(plan, model, force=False)
+
+
+def test_phase2_refuses_models_trained_with_another_objective():
+    from wavefast.learn.phase2 import check_eps_model
+
+    class Other(torch.nn.Module):
+        pass
+
+    with pytest.raises(WavefastError, match="another objective"):
+        check_eps_model(Other())

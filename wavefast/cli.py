@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--batch-size", type=positive_int, default=16)
     _add_sampling_args(p)
+    g = p.add_argument_group("two-stage generators (the default digit model: a mel DDPM, then a vocoder); "
+                             "--plan/--steps/--kappa above are the mel stage's (default var-quadratic, 20 steps)")
+    g.add_argument("--vocoder", metavar="CHECKPOINT", help="vocoder for a mel-stage checkpoint (default: the shipped one)")
+    g.add_argument("--vocoder-plan", default=None, metavar="PLAN",
+                   help="the vocoder stage's plan (default: the vocoder's default, its shipped 6-step plan)")
+    g.add_argument("--vocoder-steps", type=positive_int, default=None, help="the vocoder stage's S (default 6)")
+    g.add_argument("--vocoder-kappa", type=unit_float, default=None, help="the vocoder stage's kappa")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("export", help="export the S-step sampling graph (or one step) to ONNX")
@@ -189,17 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="vocode the shipped sentence and generate digits with the shipped models")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--steps", type=positive_int, help="sampling steps (default: the shipped models' default, 6)")
+    p.add_argument("--steps", type=positive_int,
+                   help="vocoder sampling steps, also the digit generator's vocoder stage (default: the shipped plans, 6)")
     p.add_argument("--digits", type=count, default=8, help="digits to generate (default 8; 0 = none)")
     p.set_defaults(func=lambda args: __import__("wavefast.demo", fromlist=["run_demo"]).run_demo(
         args.out, args.steps, args.digits))
 
+    from .digits.cli import register as register_digits
     from .eval.cli import register as register_eval
     from .images.cli import register as register_images
     from .learn.cli import register as register_learn
     from .train.cli import register as register_train
 
-    for register in (register_train, register_eval, register_learn, register_images):
+    for register in (register_train, register_eval, register_learn, register_images, register_digits):
         register(sub)
     return parser
 
@@ -345,26 +354,44 @@ def cmd_generate(args) -> int:
     from .samplers.ggdm import plan_kappa
     from .schedules.resolve import resolve_plan
 
-    if args.checkpoint:  # an image model: PNGs and a grid (wavefast.images)
+    model = None
+    if args.checkpoint:  # an image model: PNGs and a grid (wavefast.images); a mel-stage one: two stages
         from .images.checkpoints import is_image_checkpoint
 
         if is_image_checkpoint(args.checkpoint, args.preset):
-            from .images.cli import cmd_generate_images
+            model = _two_stage_for(args)
+            if model is None:
+                from .images.cli import cmd_generate_images
 
-            return cmd_generate_images(args)
+                return cmd_generate_images(args)
     out_dir = Path(args.output)
     if out_dir.suffix.lower() in AUDIO_OUTPUTS:
         raise WavefastError(f"-o must be a folder for generated samples, got {out_dir}")
     check_output_folder(out_dir)
-    model = load_for(args)
+    model = model if model is not None else load_for(args)
     if model.spec.conditional:
         raise WavefastError("this checkpoint is mel-conditioned; use 'wavefast vocode' with a mel or wav input")
-    plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
-                        kappa=args.kappa)
+    two_stage = hasattr(model, "mel_model")
+    vocoder_args = (args.vocoder, args.vocoder_plan, args.vocoder_steps, args.vocoder_kappa)
+    if not two_stage and any(v is not None for v in vocoder_args):
+        raise WavefastError("--vocoder, --vocoder-plan, --vocoder-steps and --vocoder-kappa apply to two-stage "
+                            "generators (the default digit model or a mel-stage checkpoint), not to this waveform model")
+    if two_stage:
+        plan = model.mel_plan(args.schedule, args.steps, args.kappa, args.method, args.clip_range,
+                              args.force_schedule)
+        vocoder_plan = resolve_plan(model.vocoder, args.vocoder_plan, args.vocoder_steps, kappa=args.vocoder_kappa)
+        stage2 = {"vocoder_plan": vocoder_plan, "vocoder_kappa": args.vocoder_kappa}
+    else:
+        plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
+                            kappa=args.kappa)
+        stage2 = None
     kappa = plan_kappa(plan, args.kappa)
     rank, world = run.rank_and_world()
     run.init_process_group(world)
     settings = run.run_settings(model, plan, kappa, args.seed, args.n, args.batch_size)
+    if two_stage:
+        settings.update({"vocoder_plan": vocoder_plan.name, "vocoder_steps": list(vocoder_plan.steps),
+                         "vocoder_kappa": plan_kappa(vocoder_plan, args.vocoder_kappa)})
     out_dir.mkdir(parents=True, exist_ok=True)
     run.check_or_write_manifest(out_dir, settings, rank, world)
     todo = run.pending_batches(out_dir, args.n, args.batch_size, rank, world, model.spec.sample_rate,
@@ -373,7 +400,7 @@ def cmd_generate(args) -> int:
                unit="sample")
     for indices in todo:
         audio = generate(model, len(indices), plan=plan, kappa=kappa, seed=[args.seed + i for i in indices],
-                         batch_size=len(indices))
+                         batch_size=len(indices), vocoder=stage2)
         for j, index in enumerate(indices):
             if not run.sample_ok(out_dir, index, model.spec.sample_rate, model.spec.segment_length):
                 write_wav(run.sample_path(out_dir, index), audio[j], model.spec.sample_rate)
@@ -381,6 +408,19 @@ def cmd_generate(args) -> int:
     bar.close()
     run.finish(out_dir, settings, args.n, rank, world, model.spec.sample_rate, model.spec.segment_length)
     return 0
+
+
+def _two_stage_for(args):
+    """A two-stage generator when ``--checkpoint`` is a mel-stage image model (with ``--vocoder`` or the
+    shipped vocoder), else None."""
+    from .devices import resolve_device, resolve_dtype
+    from .digits.generator import load_two_stage
+
+    if args.preset is not None:
+        return None
+    device = resolve_device(getattr(args, "device", None))
+    model = load_two_stage(args.checkpoint, args.vocoder, device)
+    return None if model is None else model.to(dtype=resolve_dtype(getattr(args, "dtype", None), device))
 
 
 def cmd_export(args) -> int:

@@ -69,7 +69,8 @@ def save_spectrograms(path: Path, panels, sample_rate: int, columns: int = 1, zo
 
 def run_demo(out="demo_out", steps: Optional[int] = None, digits: int = 8) -> int:
     """Vocode the shipped sentence and generate ``digits`` digits with the shipped models into ``out``
-    (``steps``: sampling steps of both, default each model's default plan)."""
+    (``steps``: the vocoder's sampling steps, also in the digit generator's vocoder stage; default each
+    model's default plan)."""
     out = check_output_folder(out, what="demo output folder")
     vocoder = Vocoder.from_pretrained(steps=steps)  # the shipped default
     audio, sr = read_audio(DEMO_INPUT, vocoder.sample_rate)
@@ -88,13 +89,19 @@ def run_demo(out="demo_out", steps: Optional[int] = None, digits: int = 8) -> in
 
     if digits:
         digits_model = load_default("sc09")
-        clips = generate(digits_model, digits, steps=steps or 6, seed=0)
+        start = time.perf_counter()
+        if hasattr(digits_model, "mel_model"):  # two stages: the mel stage's default plan, the vocoder at ``steps``
+            clips = generate(digits_model, digits, seed=0, vocoder={"vocoder_steps": steps})
+        else:
+            clips = generate(digits_model, digits, steps=steps or 6, seed=0)
+        took = time.perf_counter() - start
         rate = digits_model.spec.sample_rate
         for i, clip in enumerate(clips):
             write_wav(out / "digits" / f"digit_{i:02d}.wav", clip, rate)
         save_spectrograms(out / "digits_spectrograms.png", [(f"sample {i}", d) for i, d in enumerate(clips)], rate,
                           columns=4)
-        print(f"generated {len(clips)} digits with {digits_model.spec.name} -> {out / 'digits'}", file=sys.stderr)
+        print(f"generated {len(clips)} digits in {took:.1f} s with {digits_model.spec.name} -> {out / 'digits'}, "
+              f"{out / 'digits_spectrograms.png'}", file=sys.stderr)
     return 0
 
 

@@ -57,18 +57,33 @@ def vocode(model, mel, steps: Optional[int] = None, plan: PlanArg = None, kappa:
 def generate(model, n: int, steps: Optional[int] = None, plan: PlanArg = None, kappa: Optional[float] = None,
              seed: SeedArg = 0, batch_size: int = 16, method: str = "lgamma", clip_range: bool = False,
              clamp: Optional[float] = None, progress: bool = False, force_schedule: bool = False, *,
-             schedule=None) -> torch.Tensor:
-    """Unconditional samples: (n, segment_length) float32; sample i uses seed ``seed + i``."""
+             schedule=None, vocoder: Optional[dict] = None) -> torch.Tensor:
+    """Unconditional samples: (n, segment_length) float32; sample i uses seed ``seed + i``.
+
+    ``model`` is a waveform model or a two-stage generator (:class:`wavefast.digits.generator.TwoStageGenerator`:
+    ``plan``/``steps``/``kappa`` are then the mel stage's (default var-quadratic, S = 20) and ``vocoder``
+    may hold ``vocoder_plan`` / ``vocoder_steps`` / ``vocoder_kappa`` for the vocoder stage (default: the
+    vocoder's own default, its shipped 6-step plan))."""
     plan = plan_keyword(plan, schedule, "generate")
+    if hasattr(model, "mel_model"):
+        if clamp is not None:
+            raise WavefastError("clamp applies to waveform models; a two-stage generator clips its mels itself")
+        _check_counts(n, batch_size)
+        mel_plan = model.mel_plan(plan, steps, kappa, method, clip_range, force_schedule)
+        return model.generate(n, mel_plan, kappa=kappa, seed=seed, batch_size=batch_size, **(vocoder or {}))
     if model.spec.conditional:
         raise WavefastError("this model is mel-conditioned; use vocode() with a mel")
+    _check_counts(n, batch_size)
+    backend = TorchBackend(model, resolve_plan(model, plan, steps, method, clip_range, force_schedule, kappa=kappa),
+                           kappa, clamp)
+    return generate_with(backend, n, seed, batch_size, progress)
+
+
+def _check_counts(n, batch_size) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise WavefastError(f"number of samples must be a positive whole number, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise WavefastError(f"batch size must be a whole number >= 1, got {batch_size!r}")
-    backend = TorchBackend(model, resolve_plan(model, plan, steps, method, clip_range, force_schedule, kappa=kappa),
-                           kappa, clamp)
-    return generate_with(backend, n, seed, batch_size, progress)
 
 
 def generate_with(backend, n: int, seed: SeedArg = 0, batch_size: int = 16, progress: bool = False) -> torch.Tensor:

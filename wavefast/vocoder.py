@@ -22,8 +22,7 @@ Streaming latency: a chunk is emitted once ``C`` frames of right context have ar
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch

@@ -432,6 +432,11 @@ def register(subparsers) -> None:
             q.add_argument("--no-mos", action="store_true", help="skip DNSMOS")
         else:
             q.add_argument("-n", type=int, default=64, help="samples per configuration")
+            q.add_argument("--recognizer", action="store_true",
+                           help="also score with the independent PocketSphinx digit recogniser (PS columns)")
+            q.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (0: none)")
+            q.add_argument("--griffin-lim", action="store_true",
+                           help="two-stage models: also score the mel stage alone, inverted by Griffin-Lim (GL columns)")
         q.set_defaults(func=cmd_sweep, sweep_kind=kind)
 
 
@@ -442,16 +447,36 @@ def _csv(text: str, cast) -> list:
         raise WavefastError(f"expected a comma-separated list, got {text!r}") from None
 
 
-def cmd_sweep(args) -> int:
+def _sweep_model(checkpoint, kind: str, device):
+    """The shipped model of ``kind``, or ``checkpoint``: a waveform/vocoder file, or (sc09) a mel-stage image
+    model, which becomes a two-stage generator with the shipped vocoder."""
     from ..models.checkpoints import load_model
     from ..models.default_models import load_default
+
+    if not checkpoint:
+        return load_default(kind, device=device)
+    if kind == "sc09":
+        from ..images.checkpoints import is_image_checkpoint
+
+        if is_image_checkpoint(checkpoint):
+            from ..digits.generator import load_two_stage
+
+            model = load_two_stage(checkpoint, device=device)
+            if model is None:
+                raise WavefastError(f"{checkpoint} is an image model without a mel layout; "
+                                    "use 'wavefast sweep-images' for image models")
+            return model
+    return load_model(checkpoint, device=device)
+
+
+def cmd_sweep(args) -> int:
     from .sweep import configurations, sc09_sweep, vocoder_sweep
 
     from ..devices import resolve_device
 
     kind = args.sweep_kind
     device = resolve_device(args.device)
-    model = load_model(args.checkpoint, device=device) if args.checkpoint else load_default(kind, device=device)
+    model = _sweep_model(args.checkpoint, kind, device)
     configs = configurations(_csv(args.schedules, str), _csv(args.steps, int), _csv(args.kappas, float),
                              full_chain=not args.no_full_chain, presets=_csv(args.presets, str))
     if kind == "vocoder":
@@ -466,7 +491,13 @@ def cmd_sweep(args) -> int:
     else:
         if model.spec.conditional:
             raise WavefastError("this checkpoint is a vocoder; use 'wavefast sweep vocoder'")
-        rows = sc09_sweep(model, args.n, args.output, configs, seed=args.seed)
+        recognizer = None
+        if args.recognizer:
+            from .digit_recognizer import DigitRecognizer
+
+            recognizer = DigitRecognizer()
+        rows = sc09_sweep(model, args.n, args.output, configs, seed=args.seed, recognizer=recognizer,
+                          bootstrap=args.bootstrap, griffin_lim=args.griffin_lim)
     print(Path(args.output, "sweep.md").read_text())
     return 0 if rows else 1
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 from ..fileio import atomic_output
 from ..errors import WavefastError
@@ -58,11 +59,21 @@ def _save(out_dir: Path, rows: List[dict], meta: dict, metric_names: Sequence[st
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["schedule"], str(r["S"]), f"{r['kappa']:g}"]
-        cells += ["-" if r.get(m) is None else f"{r[m]:.4g}" for m in metric_names]
+        cells += [_cell(r, m) for m in metric_names]
         cells.append(f"{r['wall_s']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     with atomic_output(out_dir / "sweep.md", ".md") as tmp:
         Path(tmp).write_text(f"{meta.get('title', 'sweep')}\n\n" + "\n".join(lines) + "\n")
+
+
+def _cell(row: dict, metric: str) -> str:
+    """``value`` (4 significant digits), with ``[lo, hi]`` when the row holds an interval for it."""
+    value = row.get(metric)
+    if value is None:
+        return "-"
+    if row.get(metric + " lo") is not None:
+        return f"{value:.4g} [{row[metric + ' lo']:.3g}, {row[metric + ' hi']:.3g}]"
+    return f"{value:.4g}"
 
 
 def plot(out_dir: Path, rows: List[dict], metric: str, lower_is_better: bool = True) -> None:
@@ -157,25 +168,59 @@ def vocoder_sweep(model: DiffWave, utterances: Sequence[Tuple[str, np.ndarray]],
     return rows
 
 
-def sc09_sweep(model: DiffWave, n: int, out_dir, configs, seed: int = 0, batch_size: int = 16) -> List[dict]:
-    """IS / FID (shipped training statistics) / mean confidence of ``n`` generated clips per configuration."""
+def sc09_sweep(model, n: int, out_dir, configs, seed: int = 0, batch_size: int = 16, recognizer=None,
+               bootstrap: int = 200, griffin_lim: bool = False) -> List[dict]:
+    """SC09 scores of ``n`` generated clips per configuration (:func:`wavefast.digits.evaluate.score_digit_clips`:
+    FID with its 95% bootstrap interval against the shipped training statistics, IS likewise, mIS, AM, NDB/K,
+    mean confidence; with ``recognizer``, the independent PocketSphinx judge's recognised / agreement /
+    hard-label IS). For a two-stage generator the configuration is the mel stage's plan (the vocoder keeps its
+    default plan) and, with ``griffin_lim``, its mels are also scored alone, inverted by Griffin-Lim (``GL FID``,
+    ``GL IS``; about 0.5 s of CPU per clip)."""
+    from ..digits.evaluate import griffin_lim_clips, score_digit_clips, to_sc09_clips
     from . import metrics
-    from .classifier import DEFAULT_STATS, classify, load_sc09_classifier, prepare_clip
+    from .classifier import DEFAULT_STATS, load_sc09_classifier
+    from ..samplers.noise import item_seeds
 
     classifier = load_sc09_classifier()
     stats = metrics.load_stats(DEFAULT_STATS)
     rate = model.spec.sample_rate
+    two_stage = hasattr(model, "mel_model")
 
     def evaluate(plan, kappa):
         start = time.perf_counter()
-        audio = generate(model, n, schedule=plan, kappa=kappa, seed=seed, batch_size=batch_size).numpy()
+        mels = []
+        if two_stage:
+            seeds, audio = item_seeds(seed, n), []
+            for i in range(0, n, batch_size):
+                chunk = seeds[i:i + batch_size]
+                mels.append(model.mels(len(chunk), plan, kappa=kappa, seed=chunk, batch_size=len(chunk)))
+                audio.append(model.vocode(mels[-1], chunk))
+            audio = torch.cat(audio).numpy()
+        else:
+            audio = generate(model, n, schedule=plan, kappa=kappa, seed=seed, batch_size=batch_size).numpy()
         sampling = time.perf_counter() - start
-        clips = np.stack([prepare_clip(a, rate) for a in audio])
-        probs, features = classify(classifier, clips)
-        fid = metrics.frechet_distance(*metrics.feature_stats(features), stats["mu"], stats["sigma"])
-        return {"sampling_s": sampling, "IS": metrics.inception_score(probs), "FID": fid, "confidence": float(probs.max(1).mean())}
+        scores = score_digit_clips(to_sc09_clips(audio, rate), classifier, stats, recognizer, bootstrap, seed)
+        row = {"sampling_s": sampling}
+        for name, key in SC09_COLUMNS.items():
+            row[name] = scores.get(key)
+            if key + "_lo" in scores:
+                row[name + " lo"], row[name + " hi"] = scores[key + "_lo"], scores[key + "_hi"]
+        if two_stage and griffin_lim:
+            gl = score_digit_clips(griffin_lim_clips(torch.cat(mels), model.layout), classifier, stats, None,
+                                   bootstrap, seed)
+            row["GL FID"], row["GL FID lo"], row["GL FID hi"] = gl["fid"], gl["fid_lo"], gl["fid_hi"]
+            row["GL IS"], row["GL IS lo"], row["GL IS hi"] = gl["is"], gl["is_lo"], gl["is_hi"]
+        return row
 
-    meta = {"title": f"SC09 sweep: {model.spec.name}, {n} samples per configuration", "n": n, "seed": seed}
-    rows = _run(configs, evaluate, Path(out_dir), meta, ("IS", "FID", "confidence"), model)
+    names = list(SC09_COLUMNS) if recognizer is not None else [c for c in SC09_COLUMNS if not c.startswith("PS")]
+    names += ["GL FID", "GL IS"] if two_stage and griffin_lim else []
+    meta = {"title": f"SC09 sweep: {model.spec.name}, {n} samples per configuration (seeds {seed}..{seed + n - 1}); "
+                     "[lo, hi]: 95% bootstrap interval over the clips", "n": n, "seed": seed}
+    rows = _run(configs, evaluate, Path(out_dir), meta, names, model)
     plot(Path(out_dir), rows, "FID")
     return rows
+
+
+#: table column -> key of :func:`wavefast.digits.evaluate.score_digit_clips`
+SC09_COLUMNS = {"FID": "fid", "IS": "is", "mIS": "mis", "AM": "am", "NDB/K": "ndb_k", "confidence": "confidence",
+                "PS recognised": "recognised", "PS agree": "agreement", "PS hard-IS": "hard_is"}

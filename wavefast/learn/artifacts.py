@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..errors import WavefastError
-from ..schedules.learned import LEARNED_KEY, check_plan_for_model, model_record, model_sha256
+from ..schedules.learned import LEARNED_KEY, check_plan_for_model, model_record, model_sha256  # noqa: F401 (re-exported)
 from ..schedules.plans import SamplingPlan
 
-LEARNERS = ("ddss", "errbound", "grid")
+LEARNERS = ("ddss", "errbound", "grid", "errbound-phase2")
 
 
 def now_iso() -> str:

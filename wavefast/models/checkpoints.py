@@ -19,7 +19,7 @@ import json
 import pickle
 import re
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 

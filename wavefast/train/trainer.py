@@ -43,7 +43,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..audio.mel import mel_spectrogram
 from ..data.pack import Pack, load_pack

@@ -1,0 +1,160 @@
+"""Phase 2 of arXiv 2412.10786: fine-tune the model on the chosen steps, alternating with Phase 1.
+
+Phase 1 (:mod:`wavefast.learn.errbound`) picks S steps for a fixed model by minimising the
+error bound. Phase 2 then tunes the network on exactly those steps: per optimiser step, a
+batch ``x0`` of training data, one plan index per example ``i ~ U{0..S-1}``, ``t = t_i``,
+``a = alpha_bar_i`` (the plan's own noise levels, fractional steps included) and::
+
+    x_t  = sqrt(a) x0 + sqrt(1 - a) eps,   eps ~ N(0, I)
+    loss = mean_b mean (eps_theta(x_t, t) - eps)^2
+
+(DDPM's L_simple restricted to the S steps, the paper's Phase-2 setting), Adam, gradient-norm
+clipping. The alternation is::
+
+    plan_0 = P1(model_0);  model_1 = P2(model_0, plan_0);  plan_1 = P1(model_1);  ...;  plan_R = P1(model_R)
+
+and the result is a *new* model plus the last plan, keyed to the new model's hash (the input
+model is copied, never changed). Models: those trained with this loss, i.e. image UNets and
+plain DiffWave (eps prediction with white noise); a model with another training objective (the
+source-filter vocoder: shaped prior, harmonic mean) is refused rather than tuned with the wrong loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Optional
+
+import torch
+
+from ..errors import WavefastError
+from ..schedules import SamplingPlan
+
+
+@dataclass
+class Phase2Config:
+    steps: int = 6
+    rounds: int = 2            # Phase 1 / Phase 2 alternations (then a last Phase 1)
+    finetune_iters: int = 200  # optimiser steps per Phase 2
+    batch_size: int = 32
+    lr: float = 2e-5
+    grad_clip: float = 1.0
+    mc_examples: int = 64      # Phase 1: Monte-Carlo examples for the Gram matrix
+    mc_batch: int = 16
+    phase1_iters: int = 300
+    seed: int = 0
+
+    def validate(self) -> "Phase2Config":
+        for name in ("steps", "rounds", "finetune_iters", "batch_size", "mc_examples", "mc_batch", "phase1_iters"):
+            if int(getattr(self, name)) < 1:
+                raise WavefastError(f"phase 2: {name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and self.grad_clip > 0):
+            raise WavefastError("phase 2: need lr > 0 and grad_clip > 0")
+        return self
+
+
+def check_eps_model(model) -> None:
+    """Refuse models whose training loss is not plain eps-prediction with white noise."""
+    from ..images.unet import DDPMUNet
+    from ..models.diffwave import DiffWave
+
+    if type(model) not in (DDPMUNet, DiffWave):
+        raise WavefastError(f"phase 2 fine-tunes eps-prediction models with white noise (image UNets, DiffWave); "
+                            f"{type(model).__name__} trains with another objective, so it is not tuned here")
+
+
+def finetune_on_plan(model, data, plan: SamplingPlan, config: Phase2Config, generator: torch.Generator,
+                     progress: Optional[Callable[[int, float], None]] = None) -> List[float]:
+    """Phase 2 in place on ``model``: ``config.finetune_iters`` Adam steps of the loss in the module docstring.
+    ``data.next_batch(B) -> (x0, cond)``. Returns the per-step losses."""
+    check_eps_model(model)
+    device = next(model.parameters()).device
+    steps = torch.tensor(plan.steps, dtype=torch.float32)
+    alpha_bars = torch.tensor(plan.alpha_bars, dtype=torch.float64)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model.train()
+    losses = []
+    for k in range(int(config.finetune_iters)):
+        x0, cond = data.next_batch(config.batch_size)
+        x0 = x0.to(device)
+        index = torch.randint(0, len(plan), (x0.shape[0],), generator=generator)
+        a = alpha_bars[index].float().to(device).view(-1, *([1] * (x0.dim() - 1)))
+        eps = torch.randn(x0.shape, generator=generator).to(device)
+        x_t = a.sqrt() * x0 + (1.0 - a).sqrt() * eps
+        t = steps[index].to(device)
+        pred = model(x_t, t) if cond is None else model(x_t, t, cond.to(device))
+        loss = (pred.float() - eps).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(k, losses[-1])
+    model.eval()
+    return losses
+
+
+def phase1(model, data, config: Phase2Config) -> dict:
+    """Error-bound schedule for the current weights (:class:`wavefast.learn.errbound.ErrBoundRun`)."""
+    from .errbound import ErrBoundConfig, ErrBoundRun
+
+    run = ErrBoundRun(model, data, ErrBoundConfig(steps=config.steps, iters=config.phase1_iters,
+                                                  batch_size=config.mc_batch, mc_examples=config.mc_examples,
+                                                  seed=config.seed))
+    return run.run(progress=False)
+
+
+def alternate(model, data, config: Phase2Config, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Phase 1 / Phase 2 alternation on a copy of ``model``; see the module docstring.
+
+    Returns ``{model, plan, plans (one per round), rounds: [{bound, bound_initial, steps, finetune_loss_first/last, seconds}], config}``:
+    ``plan`` is the last Phase-1 plan (for the returned model), ``rounds[r].bound`` the error bound of round r's
+    plan on round r's weights."""
+    config.validate()
+    check_eps_model(model)
+    tuned = copy.deepcopy(model).eval()
+    generator = torch.Generator().manual_seed(config.seed)
+    rounds, plans = [], []
+    for r in range(int(config.rounds) + 1):
+        start = time.perf_counter()
+        result = phase1(tuned, data, config)
+        plan = result["plan"]
+        plans.append(plan)
+        record = {"round": r, "bound": result["value"], "bound_initial": result["initial_value"],
+                  "steps": list(plan.steps)}
+        if r < config.rounds:
+            losses = finetune_on_plan(tuned, data, plan, config, generator)
+            record.update(finetune_loss_first=sum(losses[:10]) / min(10, len(losses)),
+                          finetune_loss_last=sum(losses[-10:]) / min(10, len(losses)))
+        record["seconds"] = time.perf_counter() - start
+        rounds.append(record)
+        if log is not None:
+            log(f"phase 2: round {r}: bound {record['bound']:.4f} (start plan {record['bound_initial']:.4f}), "
+                f"steps {[round(t, 1) for t in plan.steps]}"
+                + (f", fine-tune loss {record['finetune_loss_first']:.4f} -> {record['finetune_loss_last']:.4f}"
+                   if "finetune_loss_last" in record else ""))
+    return {"model": tuned, "plan": plan, "plans": plans, "rounds": rounds, "config": asdict(config)}
+
+
+class TensorBatches:
+    """``next_batch(B) -> (x0, None)``: examples drawn without replacement from a tensor (N, ...), reshuffled
+    every epoch with a seeded generator."""
+
+    def __init__(self, x0: torch.Tensor, seed: int = 0):
+        if x0.dim() < 2 or x0.shape[0] < 1:
+            raise WavefastError(f"need a batch of examples (N, ...), got shape {tuple(x0.shape)}")
+        self.x0 = x0.float()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order, self.cursor = torch.randperm(len(self.x0), generator=self.generator), 0
+
+    def next_batch(self, batch_size: int):
+        out = []
+        while len(out) < batch_size:
+            if self.cursor == len(self.order):
+                self.order, self.cursor = torch.randperm(len(self.x0), generator=self.generator), 0
+            take = min(batch_size - len(out), len(self.order) - self.cursor)
+            out.extend(self.order[self.cursor:self.cursor + take].tolist())
+            self.cursor += take
+        return self.x0[out], None
