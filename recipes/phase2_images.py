@@ -6,7 +6,7 @@ For each S: alternate (:func:`wavefast.learn.phase2.alternate`) on a copy of the
 Fashion-MNIST DDPM with Fashion-MNIST train images, write the tuned model
 (``phase2-S{S}.safetensors``) and its plan keyed to it (``phase2-S{S}.json``), then score
 ``-n`` images (seeds 0..n-1, kappa 0: the bound is derived for DDIM) of four rows with the
-shipped Fashion-MNIST classifier (FID against the test-split statistics, 95% bootstrap
+shipped Fashion-MNIST classifier (FID against the test-split statistics, 95% half-sampling
 interval over the images; IS):
 
     base + var-quadratic | base + Phase-1 plan (round 0) | tuned + var-quadratic | tuned + final plan
@@ -34,7 +34,7 @@ def score(model, plan, n, classifier, stats):
     images = to_uint8(generate_images(model, n, schedule=plan, kappa=0.0, seed=0, batch_size=100))
     probs, feats = classify_images(classifier, images)
     fid = lambda idx: metrics.frechet_distance(*metrics.feature_stats(feats[idx]), stats["mu"], stats["sigma"])
-    lo, hi = metrics.bootstrap_interval(fid, n, 100)
+    lo, hi = metrics.half_sample_interval(fid, n, 100)
     return {"fid": fid(np.arange(n)), "fid_lo": lo, "fid_hi": hi, "is": metrics.inception_score(probs, splits=1)}
 
 
@@ -82,7 +82,7 @@ def study(args) -> int:
         results[str(S)] = {"rows": rows, "rounds": run["rounds"]}
         results_path.write_text(json.dumps(results, indent=1))
     lines = [f"Phase 1 / Phase 2 on the shipped Fashion-MNIST DDPM, kappa 0, N = {args.n} images (seeds 0..{args.n - 1}); "
-             "FID [95% bootstrap interval] with the shipped classifier against the test split", "",
+             "FID [95% half-sampling interval] with the shipped classifier against the test split", "",
              "| S | row | FID | IS |", "|---|---|---|---|"]
     for S, entry in sorted(results.items(), key=lambda kv: int(kv[0])):
         for name, r in entry["rows"].items():

@@ -12,7 +12,7 @@ from wavefast.cli import main
 from wavefast.digits.generator import VOCODER_SEED_XOR, TwoStageGenerator
 from wavefast.errors import WavefastError
 from wavefast.eval.digit_recognizer import digit_scores, hard_label_inception_score
-from wavefast.eval.metrics import bootstrap_interval
+from wavefast.eval.metrics import half_sample_interval
 from wavefast.images.checkpoints import IMAGE_PRESETS, save_image_model
 from wavefast.images.data import load_image_pack
 from wavefast.images.mel_image import EXTRA_KEY, MelImageLayout, mel_layout_of
@@ -186,11 +186,13 @@ def test_hard_label_inception_score_bounds():
     assert scores["recognised"] == 0.75 and scores["agreement"] == 0.5 and scores["n"] == 4
 
 
-def test_bootstrap_interval_brackets_the_statistic_and_is_seeded():
-    x = np.random.default_rng(1).normal(3.0, 1.0, 200)
-    lo, hi = bootstrap_interval(lambda idx: x[idx].mean(), len(x), 300, seed=4)
-    assert lo < x.mean() < hi and hi - lo < 0.5
-    assert (lo, hi) == bootstrap_interval(lambda idx: x[idx].mean(), len(x), 300, seed=4)
+def test_half_sample_interval_of_a_mean_is_its_standard_error_interval_and_is_seeded():
+    x = np.random.default_rng(1).normal(3.0, 1.0, 400)
+    lo, hi = half_sample_interval(lambda idx: x[idx].mean(), len(x), 400, seed=4)
+    assert (lo + hi) / 2 == pytest.approx(x.mean())
+    expected = 1.96 * x.std(ddof=1) / np.sqrt(len(x))  # the textbook 95% half-width
+    assert (hi - lo) / 2 == pytest.approx(expected, rel=0.15)
+    assert (lo, hi) == half_sample_interval(lambda idx: x[idx].mean(), len(x), 400, seed=4)
 
 
 def test_digit_recognizer_hears_real_digits_and_not_noise(shared_data):
@@ -210,13 +212,20 @@ def test_sc09_sweep_of_a_two_stage_model_scores_both_stages_with_intervals_and_r
 
     gen = tiny_generator()
     configs = configurations(["step-linear"], [3], [0.0], full_chain=False)
-    rows = sc09_sweep(gen, 4, tmp_path / "sw", configs, batch_size=2, bootstrap=5, griffin_lim=True)
+    rows = sc09_sweep(gen, 4, tmp_path / "sw", configs, batch_size=2, resamples=5, griffin_lim=True)
     row = rows[0]
     assert row["S"] == 3 and row["FID lo"] <= row["FID hi"] and row["GL IS lo"] <= row["GL IS hi"]
     table = (tmp_path / "sw" / "sweep.md").read_text()
     assert "GL FID" in table and "PS agree" not in table and f"{row['FID']:.4g} [" in table
-    again = sc09_sweep(gen, 4, tmp_path / "sw", configs, batch_size=2, bootstrap=5)  # resumes: no new work
+    from wavefast.eval.sweep import sc09_anchor_rows
+
+    clips = np.random.default_rng(0).standard_normal((4, 16000)).astype(np.float32) * 0.1
+    rows = sc09_anchor_rows(gen, clips, tmp_path / "sw", resamples=5, griffin_lim=False)
+    assert [r["schedule"] for r in rows] == ["step-linear", "anchor: real held-out clips", "anchor: real mel -> vocoder"]
+    again = sc09_sweep(gen, 4, tmp_path / "sw", configs, batch_size=2, resamples=5)  # resumes: no new work
     assert again[0]["wall_s"] == row["wall_s"]
+    table = (tmp_path / "sw" / "sweep.md").read_text()
+    assert "| anchor: real held-out clips | - | - |" in table  # anchors survive the resumed sweep
 
 
 def test_mel_stage_recipe_composes_builds_its_pack_once_and_trains(tmp_path):

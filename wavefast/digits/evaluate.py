@@ -2,7 +2,8 @@
 
 :func:`score_digit_clips`: the SC09 protocol's scores of 1 s, 16 kHz clips under the shipped
 classifier (FID against its training statistics, IS, mIS, AM, NDB/K, mean confidence), with
-95% percentile-bootstrap intervals for FID and IS (resampling the clips), and, when a
+95% half-sampling intervals for FID and IS
+(:func:`wavefast.eval.metrics.half_sample_interval`: the spread over random halves of the clips), and, when a
 :class:`~wavefast.eval.digit_recognizer.DigitRecognizer` is given, the independent
 recogniser's scores (recognised, agreement with the classifier, hard-label IS).
 
@@ -35,7 +36,7 @@ def griffin_lim_clips(log_mels, layout) -> np.ndarray:
 
 
 def score_digit_clips(clips: np.ndarray, classifier=None, stats: Optional[dict] = None, recognizer=None,
-                      bootstrap: int = 200, seed: int = 0) -> dict:
+                      resamples: int = 200, seed: int = 0) -> dict:
     """Scores of prepared clips (N, 16000); see the module docstring. Keys: ``fid``, ``fid_lo``, ``fid_hi``,
     ``is``, ``is_lo``, ``is_hi``, ``mis``, ``am``, ``ndb_k``, ``confidence``, ``class_histogram``, ``n`` and,
     with a recogniser, ``recognised``, ``agreement``, ``hard_is``."""
@@ -49,11 +50,11 @@ def score_digit_clips(clips: np.ndarray, classifier=None, stats: Optional[dict] 
     for key in ("is_10split_mean", "is_10split_std", "is_sashimi"):
         out.pop(key, None)
     out["confidence"] = float(probs.max(1).mean())
-    if bootstrap and len(clips) >= 2:
+    if resamples and len(clips) >= 4:
         fid = lambda idx: metrics.frechet_distance(*metrics.feature_stats(features[idx]), stats["mu"], stats["sigma"])
-        out["fid_lo"], out["fid_hi"] = metrics.bootstrap_interval(fid, len(clips), bootstrap, seed=seed)
-        out["is_lo"], out["is_hi"] = metrics.bootstrap_interval(lambda idx: metrics.inception_score(probs[idx]),
-                                                                len(clips), bootstrap, seed=seed)
+        out["fid_lo"], out["fid_hi"] = metrics.half_sample_interval(fid, len(clips), resamples, seed=seed)
+        out["is_lo"], out["is_hi"] = metrics.half_sample_interval(lambda idx: metrics.inception_score(probs[idx]),
+                                                                len(clips), resamples, seed=seed)
     if recognizer is not None:
         from ..eval.digit_recognizer import digit_scores
 

@@ -434,7 +434,11 @@ def register(subparsers) -> None:
             q.add_argument("-n", type=int, default=64, help="samples per configuration")
             q.add_argument("--recognizer", action="store_true",
                            help="also score with the independent PocketSphinx digit recogniser (PS columns)")
-            q.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (0: none)")
+            q.add_argument("--interval-resamples", type=int, default=200,
+                           help="random halves for the 95%% intervals of FID and IS (0: none)")
+            q.add_argument("--anchors", metavar="DATA_ROOT",
+                           help="add anchor rows from real held-out digits (DATA_ROOT/fsdd/recordings and "
+                                "DATA_ROOT/speech_commands_digits: the classifier's test splits), -n of them")
             q.add_argument("--griffin-lim", action="store_true",
                            help="two-stage models: also score the mel stage alone, inverted by Griffin-Lim (GL columns)")
         q.set_defaults(func=cmd_sweep, sweep_kind=kind)
@@ -497,7 +501,17 @@ def cmd_sweep(args) -> int:
 
             recognizer = DigitRecognizer()
         rows = sc09_sweep(model, args.n, args.output, configs, seed=args.seed, recognizer=recognizer,
-                          bootstrap=args.bootstrap, griffin_lim=args.griffin_lim)
+                          resamples=args.interval_resamples, griffin_lim=args.griffin_lim) if configs else []
+        if args.anchors:
+            from ..digits.data import load_digit_clips
+            from .sweep import sc09_anchor_rows
+
+            root = Path(args.anchors)
+            sc = root / "speech_commands_digits"
+            clips, _ = load_digit_clips(root / "fsdd" / "recordings", sc if sc.is_dir() else None)["test"]
+            clips = clips[np.random.default_rng(args.seed).permutation(len(clips))[: args.n]]
+            rows = sc09_anchor_rows(model, clips, args.output, recognizer, args.interval_resamples, args.seed,
+                                     griffin_lim=args.griffin_lim)
     print(Path(args.output, "sweep.md").read_text())
     return 0 if rows else 1
 

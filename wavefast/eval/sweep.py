@@ -58,7 +58,7 @@ def _save(out_dir: Path, rows: List[dict], meta: dict, metric_names: Sequence[st
     header = ["schedule", "S", "kappa"] + list(metric_names) + ["wall s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["schedule"], str(r["S"]), f"{r['kappa']:g}"]
+        cells = [r["schedule"], str(r["S"]), "-" if r["kappa"] is None else f"{r['kappa']:g}"]
         cells += [_cell(r, m) for m in metric_names]
         cells.append(f"{r['wall_s']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -90,7 +90,7 @@ def plot(out_dir: Path, rows: List[dict], metric: str, lower_is_better: bool = T
         fig, ax = plt.subplots(figsize=(6, 4))
         groups: Dict[str, list] = {}
         for r in rows:
-            if r.get(metric) is not None:
+            if r.get(metric) is not None and r["kappa"] is not None:  # anchor rows have no S or kappa
                 groups.setdefault(f"{r['schedule']} k={r['kappa']:g}", []).append(r)
         for label, items in groups.items():
             items = sorted(items, key=lambda r: r[x_key])
@@ -125,9 +125,14 @@ def _run(configs, evaluate, out_dir: Path, meta: dict, metric_names, model: Diff
         scores = evaluate(plan, kappa)
         rows.append({"key": key, "schedule": schedule, "S": len(plan), "kappa": kappa,
                      "wall_s": scores.pop("sampling_s"), **scores})
-        _save(out_dir, rows, meta, metric_names)
-    _save(out_dir, rows, meta, metric_names)
+        _save(out_dir, rows + _anchors(done), meta, metric_names)
+    _save(out_dir, rows + _anchors(done), meta, metric_names)
     return rows
+
+
+def _anchors(done: Dict[str, dict]) -> List[dict]:
+    """Anchor rows (:func:`sc09_anchor_rows`) of an earlier run: kept when the sweep resumes."""
+    return [row for key, row in done.items() if key.startswith("anchor|")]
 
 
 def vocoder_sweep(model: DiffWave, utterances: Sequence[Tuple[str, np.ndarray]], out_dir, configs,
@@ -169,9 +174,9 @@ def vocoder_sweep(model: DiffWave, utterances: Sequence[Tuple[str, np.ndarray]],
 
 
 def sc09_sweep(model, n: int, out_dir, configs, seed: int = 0, batch_size: int = 16, recognizer=None,
-               bootstrap: int = 200, griffin_lim: bool = False) -> List[dict]:
+               resamples: int = 200, griffin_lim: bool = False) -> List[dict]:
     """SC09 scores of ``n`` generated clips per configuration (:func:`wavefast.digits.evaluate.score_digit_clips`:
-    FID with its 95% bootstrap interval against the shipped training statistics, IS likewise, mIS, AM, NDB/K,
+    FID with its 95% half-sampling interval against the shipped training statistics, IS likewise, mIS, AM, NDB/K,
     mean confidence; with ``recognizer``, the independent PocketSphinx judge's recognised / agreement /
     hard-label IS). For a two-stage generator the configuration is the mel stage's plan (the vocoder keeps its
     default plan) and, with ``griffin_lim``, its mels are also scored alone, inverted by Griffin-Lim (``GL FID``,
@@ -199,7 +204,7 @@ def sc09_sweep(model, n: int, out_dir, configs, seed: int = 0, batch_size: int =
         else:
             audio = generate(model, n, schedule=plan, kappa=kappa, seed=seed, batch_size=batch_size).numpy()
         sampling = time.perf_counter() - start
-        scores = score_digit_clips(to_sc09_clips(audio, rate), classifier, stats, recognizer, bootstrap, seed)
+        scores = score_digit_clips(to_sc09_clips(audio, rate), classifier, stats, recognizer, resamples, seed)
         row = {"sampling_s": sampling}
         for name, key in SC09_COLUMNS.items():
             row[name] = scores.get(key)
@@ -207,7 +212,7 @@ def sc09_sweep(model, n: int, out_dir, configs, seed: int = 0, batch_size: int =
                 row[name + " lo"], row[name + " hi"] = scores[key + "_lo"], scores[key + "_hi"]
         if two_stage and griffin_lim:
             gl = score_digit_clips(griffin_lim_clips(torch.cat(mels), model.layout), classifier, stats, None,
-                                   bootstrap, seed)
+                                   resamples, seed)
             row["GL FID"], row["GL FID lo"], row["GL FID hi"] = gl["fid"], gl["fid_lo"], gl["fid_hi"]
             row["GL IS"], row["GL IS lo"], row["GL IS hi"] = gl["is"], gl["is_lo"], gl["is_hi"]
         return row
@@ -215,9 +220,52 @@ def sc09_sweep(model, n: int, out_dir, configs, seed: int = 0, batch_size: int =
     names = list(SC09_COLUMNS) if recognizer is not None else [c for c in SC09_COLUMNS if not c.startswith("PS")]
     names += ["GL FID", "GL IS"] if two_stage and griffin_lim else []
     meta = {"title": f"SC09 sweep: {model.spec.name}, {n} samples per configuration (seeds {seed}..{seed + n - 1}); "
-                     "[lo, hi]: 95% bootstrap interval over the clips", "n": n, "seed": seed}
+                     "[lo, hi]: 95% half-sampling interval over the clips", "n": n, "seed": seed}
     rows = _run(configs, evaluate, Path(out_dir), meta, names, model)
     plot(Path(out_dir), rows, "FID")
+    return rows
+
+
+def sc09_anchor_rows(model, clips, out_dir, recognizer=None, resamples: int = 200, seed: int = 0,
+                     griffin_lim: bool = True) -> List[dict]:
+    """Anchor rows for an SC09 sweep table from real held-out clips (N, 16000) at 16 kHz, scored like the
+    generated rows: the clips themselves; for a two-stage model also their mels through its vocoder (the
+    ceiling of stage 2) and, with ``griffin_lim``, through Griffin-Lim. Appended to ``sweep.json`` /
+    ``sweep.md`` (schedule ``anchor: ...``); already-scored anchors are kept."""
+    from ..digits.data import clips_to_mels
+    from ..digits.evaluate import griffin_lim_clips, score_digit_clips, to_sc09_clips
+    from . import metrics
+    from .classifier import DEFAULT_STATS, load_sc09_classifier
+
+    out_dir = Path(out_dir)
+    data = json.loads((out_dir / "sweep.json").read_text()) if (out_dir / "sweep.json").is_file() else {}
+    rows, meta = data.get("rows", []), data.get("meta", {"title": "SC09 sweep"})
+    done = {r["key"] for r in rows}
+    classifier, stats = load_sc09_classifier(), metrics.load_stats(DEFAULT_STATS)
+    sets = {"real held-out clips": lambda: clips}
+    if hasattr(model, "mel_model"):
+        mels = clips_to_mels(clips, model.layout)
+        sets["real mel -> vocoder"] = lambda: to_sc09_clips(model.vocode(mels, range(len(mels))).numpy(),
+                                                            model.spec.sample_rate)
+        if griffin_lim:
+            sets["real mel -> Griffin-Lim"] = lambda: griffin_lim_clips(mels, model.layout)
+    names = [c for c in SC09_COLUMNS if recognizer is not None or not c.startswith("PS")]
+    for name, make in sets.items():
+        key = f"anchor|{name}"
+        if key in done:
+            continue
+        start = time.perf_counter()
+        prepared = make()
+        scores = score_digit_clips(prepared, classifier, stats, recognizer, resamples, seed)
+        row = {"key": key, "schedule": f"anchor: {name}", "S": "-", "kappa": None,
+               "wall_s": time.perf_counter() - start}
+        for column, k in SC09_COLUMNS.items():
+            row[column] = scores.get(k)
+            if k + "_lo" in scores:
+                row[column + " lo"], row[column + " hi"] = scores[k + "_lo"], scores[k + "_hi"]
+        rows.append(row)
+        meta["anchors_n"] = int(len(clips))
+        _save(out_dir, rows, meta, names + [c for c in ("GL FID", "GL IS") if any(c in r for r in rows)])
     return rows
 
 

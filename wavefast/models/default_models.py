@@ -3,7 +3,9 @@
 Kinds (``wavefast.load_default(kind)``):
 
 - ``vocoder``: 22.05 kHz mel vocoder on Tacotron-2 mels (``vocoder.safetensors``);
-- ``sc09``: the default digit generator (``sc09.safetensors``);
+- ``sc09``: the default digit generator, two stages: the mel DDPM ``sc09_mel.safetensors``
+  (an image model over log-mels) and the default vocoder, as a
+  :class:`wavefast.digits.generator.TwoStageGenerator` (16 kHz, one-second clips);
 - ``image``: the Fashion-MNIST DDPM of the image path (``image_fmnist_tiny.safetensors``);
 - ``sc09-classifier`` / ``image-classifier``: the evaluation classifiers.
 
@@ -24,7 +26,7 @@ from ..errors import WavefastError, check_choice
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CARDS_DIR = Path(__file__).resolve().parent / "cards"
-DEFAULT_FILES = {"vocoder": "vocoder.safetensors", "sc09": "sc09.safetensors",
+DEFAULT_FILES = {"vocoder": "vocoder.safetensors", "sc09": "sc09_mel.safetensors",
                  "image": "image_fmnist_tiny.safetensors", "sc09-classifier": "sc09_classifier.safetensors",
                  "image-classifier": "image_fmnist_classifier.safetensors"}
 KINDS = tuple(DEFAULT_FILES)
@@ -57,6 +59,12 @@ def load_default(kind: str, device=None):
         from ..images.checkpoints import load_image_model
 
         return load_image_model(path, device=device)
+    if kind == "sc09" and path.is_file():
+        from ..digits.generator import TwoStageGenerator
+        from ..images.checkpoints import load_image_model
+
+        return TwoStageGenerator(load_image_model(path, device=device), load_default("vocoder", device=device),
+                                 name="wavefast-sc09-two-stage")
     if kind == "sc09-classifier":
         from ..eval.classifier import load_sc09_classifier
 
