@@ -11,6 +11,8 @@ interval over the images; IS):
 
     base + var-quadratic | base + Phase-1 plan (round 0) | tuned + var-quadratic | tuned + final plan
 
+with the paired FID change against the first row (same seeds, same random halves).
+
 Results: ``OUT/phase2.json`` and the table ``OUT/phase2.md``. The shipped model is not changed.
 """
 
@@ -25,17 +27,29 @@ import torch
 from wavefast.errors import run_command
 
 
-def score(model, plan, n, classifier, stats):
-    from wavefast.eval import metrics
+def features(model, plan, n, classifier):
     from wavefast.images.classifier import classify_images
     from wavefast.images.data import to_uint8
     from wavefast.images.generate import generate_images
 
     images = to_uint8(generate_images(model, n, schedule=plan, kappa=0.0, seed=0, batch_size=100))
-    probs, feats = classify_images(classifier, images)
-    fid = lambda idx: metrics.frechet_distance(*metrics.feature_stats(feats[idx]), stats["mu"], stats["sigma"])
-    lo, hi = metrics.half_sample_interval(fid, n, 100)
-    return {"fid": fid(np.arange(n)), "fid_lo": lo, "fid_hi": hi, "is": metrics.inception_score(probs, splits=1)}
+    return classify_images(classifier, images)
+
+
+def score(probs, feats, stats, baseline=None):
+    """FID [interval], IS and, against ``baseline`` (features of the same seeds), the paired FID
+    difference with its interval over the same random halves."""
+    from wavefast.eval import metrics
+
+    n = len(feats)
+    fid_of = lambda f, idx: metrics.frechet_distance(*metrics.feature_stats(f[idx]), stats["mu"], stats["sigma"])
+    lo, hi = metrics.half_sample_interval(lambda idx: fid_of(feats, idx), n, 100)
+    out = {"fid": fid_of(feats, np.arange(n)), "fid_lo": lo, "fid_hi": hi, "is": metrics.inception_score(probs, splits=1)}
+    if baseline is not None:
+        delta = lambda idx: fid_of(feats, idx) - fid_of(baseline, idx)
+        out["delta"] = delta(np.arange(n))
+        out["delta_lo"], out["delta_hi"] = metrics.half_sample_interval(delta, n, 100)
+    return out
 
 
 def study(args) -> int:
@@ -58,35 +72,50 @@ def study(args) -> int:
     classifier, stats = load_classifier(), load_stats(DEFAULT_STATS)
     results_path = out / "phase2.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    for S in [int(s) for s in args.steps.split(",")]:
-        if str(S) in results:
-            continue
-        config = Phase2Config(steps=S, rounds=args.rounds, finetune_iters=args.iters, batch_size=32, lr=args.lr)
-        run = alternate(base, data, config, log=lambda m: print(m, file=sys.stderr, flush=True))
-        tuned, plan = run["model"], run["plan"]
-        save_image_model(tuned, out / f"phase2-S{S}.safetensors", torch.float16)
-        from wavefast.images.checkpoints import load_image_model
+    from wavefast.images.checkpoints import load_image_model
+    from wavefast.schedules import SamplingPlan
 
-        tuned = load_image_model(out / f"phase2-S{S}.safetensors")  # the fp16 file is what is scored and keyed
-        record = learned_plan(plan, tuned, learner="errbound-phase2", kappa=0.0, init="var-quadratic",
-                              objective={"name": "error bound", "value": run["rounds"][-1]["bound"]},
-                              training={"rounds": run["rounds"], "config": run["config"]}, name=f"phase2-S{S}")
-        save_learned(record, out / f"phase2-S{S}.json")
+    for S in [int(s) for s in args.steps.split(",")]:
+        if str(S) in results and not args.rescore:
+            continue
+        model_path, plan_path = out / f"phase2-S{S}.safetensors", out / f"phase2-S{S}.json"
+        if model_path.is_file() and plan_path.is_file() and str(S) in results:  # --rescore: reuse the run
+            rounds = results[str(S)]["rounds"]
+        else:
+            config = Phase2Config(steps=S, rounds=args.rounds, finetune_iters=args.iters, batch_size=32, lr=args.lr)
+            run = alternate(base, data, config, log=lambda m: print(m, file=sys.stderr, flush=True))
+            rounds = run["rounds"]
+            save_image_model(run["model"], model_path, torch.float16)
+            tuned = load_image_model(model_path)  # the fp16 file is what is scored and keyed
+            save_learned(learned_plan(run["plan"], tuned, learner="errbound-phase2", kappa=0.0, init="var-quadratic",
+                                      objective={"name": "error bound", "value": rounds[-1]["bound"]},
+                                      training={"rounds": rounds, "config": run["config"]}, name=f"phase2-S{S}"),
+                         plan_path)
+        tuned = load_image_model(model_path)
         schedule = diffusion_of(base)
         vq = make_plan(schedule, "var-quadratic", S)
-        first = run["plans"][0]
-        rows = {"base + var-quadratic": score(base, vq, args.n, classifier, stats),
-                "base + Phase-1 plan": score(base, first, args.n, classifier, stats),
-                "tuned + var-quadratic": score(tuned, vq, args.n, classifier, stats),
-                "tuned + final plan": score(tuned, record, args.n, classifier, stats)}
-        results[str(S)] = {"rows": rows, "rounds": run["rounds"]}
+        steps0 = torch.tensor(rounds[0]["steps"], dtype=torch.float64)
+        first = SamplingPlan(tuple(steps0.tolist()), tuple(schedule.alpha_bar(steps0).clamp(
+            *schedule.trained_range).tolist()), f"errbound-S{S}", {"method": "lgamma"})
+        final = make_plan(schedule, str(plan_path), None)
+        feats = {"base + var-quadratic": features(base, vq, args.n, classifier),
+                 "base + Phase-1 plan": features(base, first, args.n, classifier),
+                 "tuned + var-quadratic": features(tuned, vq, args.n, classifier),
+                 "tuned + final plan": features(tuned, final, args.n, classifier)}
+        reference = feats["base + var-quadratic"][1]
+        rows = {name: score(p, f, stats, None if name.startswith("base + var") else reference)
+                for name, (p, f) in feats.items()}
+        results[str(S)] = {"rows": rows, "rounds": rounds}
         results_path.write_text(json.dumps(results, indent=1))
     lines = [f"Phase 1 / Phase 2 on the shipped Fashion-MNIST DDPM, kappa 0, N = {args.n} images (seeds 0..{args.n - 1}); "
              "FID [95% half-sampling interval] with the shipped classifier against the test split", "",
-             "| S | row | FID | IS |", "|---|---|---|---|"]
+             "(same seeds in every row; the FID change is paired: the same random halves in both rows)", "",
+             "| S | row | FID | FID change vs base + var-quadratic | IS |", "|---|---|---|---|---|"]
     for S, entry in sorted(results.items(), key=lambda kv: int(kv[0])):
         for name, r in entry["rows"].items():
-            lines.append(f"| {S} | {name} | {r['fid']:.2f} [{r['fid_lo']:.2f}, {r['fid_hi']:.2f}] | {r['is']:.2f} |")
+            change = f"{r['delta']:+.2f} [{r['delta_lo']:+.2f}, {r['delta_hi']:+.2f}]" if "delta" in r else "-"
+            lines.append(f"| {S} | {name} | {r['fid']:.2f} [{r['fid_lo']:.2f}, {r['fid_hi']:.2f}] | {change} | "
+                         f"{r['is']:.2f} |")
     (out / "phase2.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
@@ -101,6 +130,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("-n", type=int, default=1000, help="images scored per row")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rescore", action="store_true", help="score again the runs already in OUT (no training)")
     args = parser.parse_args()
     if args.n < 2:
         raise SystemExit("-n must be >= 2")

@@ -258,3 +258,20 @@ def test_mel_stage_recipe_composes_builds_its_pack_once_and_trains(tmp_path):
     assert (tmp_path / "run" / "pack.npz").stat().st_mtime_ns == stamp
     with pytest.raises(WavefastError, match="unknown mel-stage recipe keys"):
         run_mel_stage_recipe({**recipe, "train": {**recipe["train"], "stpes": 3}})
+
+
+def test_a_v_prediction_model_returns_eps_from_its_v_output_and_keeps_it_through_its_file(tmp_path):
+    from wavefast.images.checkpoints import load_image_model
+    from wavefast.schedules import LinearBetaSchedule
+
+    model = DDPMUNet(tiny_mel_model().spec.replace(prediction="v")).eval()
+    with torch.no_grad():
+        model.conv_out.weight.zero_()
+        model.conv_out.bias.fill_(0.5)  # v = 0.5 everywhere
+    x, t = torch.randn(2, 16, 20, 22), torch.tensor([3.0, 57.5])
+    a = LinearBetaSchedule.from_spec(model.spec.diffusion).alpha_bar(t.double()).float().view(-1, 1, 1, 1)
+    assert torch.allclose(model(x, t), a.sqrt() * 0.5 + (1 - a).sqrt() * x, atol=1e-6)
+    again = load_image_model(save_image_model(model, tmp_path / "v.safetensors", torch.float32))
+    assert again.spec.prediction == "v" and torch.allclose(again(x, t), model(x, t))
+    with pytest.raises(WavefastError, match="prediction"):
+        model.spec.replace(prediction="x0")

@@ -222,3 +222,44 @@ def test_cli_train_resume_and_bad_input(vocoder_pack, tmp_path, capsys):
     assert "batch_size must be >= 1" in capsys.readouterr().err
     assert cli_main(["pack", "--data", str(tmp_path), "--layout", "ljspeech", "-o", str(tmp_path / "p.npz")]) == 2
     assert "'ljspeech' layout" in capsys.readouterr().err
+
+
+def test_stop_request_turns_sigterm_and_sigint_into_a_clean_stop_and_restores_handlers():
+    import os
+    import signal
+
+    from wavefast.train.stop import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with StopRequest() as stop:
+            os.kill(os.getpid(), sig)
+            assert stop.requested
+        assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_image_trainer_saves_and_stops_on_sigterm(tmp_path):
+    import os
+    import signal
+
+    import numpy as np
+
+    from wavefast.images.train import ImageTrainConfig, ImageTrainer
+
+    pack = tmp_path / "p.npz"
+    rng = np.random.default_rng(0)
+    np.savez(pack, train_images=rng.uniform(-1, 1, (4, 1, 28, 28)).astype(np.float16),
+             test_images=rng.uniform(-1, 1, (2, 1, 28, 28)).astype(np.float16))
+    trainer = ImageTrainer(ImageTrainConfig(out=str(tmp_path / "run"), dataset=str(pack), steps=50, batch_size=2,
+                                            val_items=2, sample_grid=False))
+    step = trainer.train_step
+
+    def step_then_signal():
+        out = step()
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    trainer.train_step = step_then_signal
+    assert trainer.run()["step"] == 2
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()

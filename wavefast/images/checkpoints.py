@@ -65,7 +65,9 @@ IMAGE_PRESETS: Dict[str, ImageModelSpec] = {
     "ddpm-lsun-cat": ImageModelSpec(_LSUN, DDPM_DIFFUSION, "ddpm-lsun-cat", "pytorch_diffusion", "lsun-cat"),
     "tiny-28": ImageModelSpec(_TINY_28, DDPM_DIFFUSION, "tiny-28", "native", "fashion-mnist"),
     "mel-digits": ImageModelSpec(_MEL_DIGITS, DDPM_DIFFUSION, "mel-digits", "native", "digit-mels", width=22,
-                                 extra={EXTRA_KEY: MEL_DIGITS_LAYOUT.to_dict()}),
+                                 prediction="v", extra={EXTRA_KEY: MEL_DIGITS_LAYOUT.to_dict()}),
+    "mel-digits-eps": ImageModelSpec(_MEL_DIGITS, DDPM_DIFFUSION, "mel-digits-eps", "native", "digit-mels",
+                                     width=22, extra={EXTRA_KEY: MEL_DIGITS_LAYOUT.to_dict()}),
 }
 
 

@@ -46,6 +46,7 @@ from ..errors import WavefastError
 from ..schedules import LinearBetaSchedule
 from ..fileio import atomic_torch_save, atomic_write_text
 from ..train.state import EMA, capture_rng, restore_rng
+from ..train.stop import StopRequest
 from .checkpoints import get_image_preset, save_image_model
 from .data import load_image_pack, load_images, to_model_range
 from .mel_image import mel_layout_of
@@ -170,8 +171,10 @@ class ImageTrainer:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise WavefastError(f"{path} is not a wavefast image training checkpoint")
-        if json.loads(state["spec"])["arch"] != json.loads(self.spec.to_json())["arch"]:
-            raise WavefastError(f"{path} was trained with another architecture; use another --out folder")
+        saved, now = json.loads(state["spec"]), json.loads(self.spec.to_json())
+        if saved["arch"] != now["arch"] or saved.get("prediction", "eps") != now.get("prediction", "eps"):
+            raise WavefastError(f"{path} was trained with another architecture or prediction target; use another "
+                                "--out folder (or the preset it was trained with)")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -254,8 +257,8 @@ class ImageTrainer:
         start = time.monotonic()
         last_save = start
         window, window_start, window_steps = [], time.monotonic(), 0
-        try:
-            while self.step < cfg.steps:
+        with StopRequest() as stop:
+            while self.step < cfg.steps and not stop.requested:
                 if cfg.max_minutes is not None and time.monotonic() - start >= 60.0 * cfg.max_minutes:
                     print(f"wavefast: wall-clock budget of {cfg.max_minutes} min reached", file=sys.stderr)
                     break
@@ -278,8 +281,6 @@ class ImageTrainer:
                 if due_time or due_step:
                     self.save()
                     last_save = time.monotonic()
-        except KeyboardInterrupt:
-            print("wavefast: interrupted; saving a checkpoint", file=sys.stderr)
         self.save()
         return {"step": self.step, "train_seconds": self.train_seconds, "out": str(self.out)}
 

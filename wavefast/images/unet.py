@@ -37,6 +37,7 @@ from ..errors import WavefastError
 from ..models.spec import DiffusionSpec
 
 IMAGE_SPEC_KIND = "image"
+PREDICTIONS = ("eps", "v")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class ImageModelSpec:
     when writing images (a 28x28 dataset padded to 32 would use crop=2).
     ``width`` > 0 makes the images ``resolution`` high and ``width`` wide (0: square);
     attention levels are decided by the height.
+    ``prediction``: what the network's last layer outputs. ``"eps"`` (DDPM, every published
+    checkpoint) or ``"v"`` (Salimans & Ho 2022, ``v = sqrt(a) eps - sqrt(1 - a) x0``); the model
+    always *returns* eps (see :meth:`DDPMUNet.forward`), so samplers and losses are unchanged.
     """
 
     arch: UNetConfig
@@ -104,6 +108,7 @@ class ImageModelSpec:
     dataset: str = ""
     crop: int = 0
     width: int = 0
+    prediction: str = "eps"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     kind = IMAGE_SPEC_KIND  # class attribute: not a field, tells image specs from audio ones
@@ -111,6 +116,8 @@ class ImageModelSpec:
     def __post_init__(self):
         if not 0 <= int(self.crop) < self.arch.resolution // 2:
             raise WavefastError(f"crop must lie in [0, {self.arch.resolution // 2}), got {self.crop}")
+        if self.prediction not in PREDICTIONS:
+            raise WavefastError(f"image model prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
         if int(self.width) < 0 or int(self.width) % self.arch.downsample_factor:
             raise WavefastError(f"image width must be 0 (square) or a positive multiple of "
                                 f"{self.arch.downsample_factor}, got {self.width}")
@@ -253,11 +260,23 @@ class _Level(nn.Module):
 
 
 class DDPMUNet(nn.Module):
-    """eps_theta(x_t, t) of DDPM. x (B, C, H, W), t (B,) real steps -> eps (B, out_channels, H, W)."""
+    """eps_theta(x_t, t) of DDPM. x (B, C, H, W), t (B,) real steps -> eps (B, out_channels, H, W).
+
+    With ``spec.prediction == "v"`` the network's output ``v`` is turned into eps with the model's
+    own noise level ``a = alpha_bar(t)`` (continuous steps: the exact log-Gamma map)::
+
+        eps = sqrt(a) v + sqrt(1 - a) x_t
+
+    so at high noise (a -> 0) eps is the input itself, which the network no longer has to copy.
+    """
 
     def __init__(self, spec: ImageModelSpec):
         super().__init__()
         self.spec = spec
+        if spec.prediction == "v":
+            from ..schedules.noise import LinearBetaSchedule
+
+            self._schedule = LinearBetaSchedule.from_spec(spec.diffusion)
         cfg = spec.arch
         ch, groups, temb_ch = cfg.ch, cfg.norm_groups, 4 * cfg.ch
         widths = [ch * m for m in cfg.ch_mult]
@@ -338,7 +357,11 @@ class DDPMUNet(nn.Module):
                     h = stage.attn[i](h)
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)
-        return self.conv_out(_swish(self.norm_out(h)))
+        out = self.conv_out(_swish(self.norm_out(h)))
+        if self.spec.prediction == "v":
+            a = self._schedule.alpha_bar(t.detach().double().cpu()).to(out.device, out.dtype).view(-1, 1, 1, 1)
+            out = a.sqrt() * out + (1.0 - a).sqrt() * x
+        return out
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         """Same call as the audio models' ``denoise`` (no conditioning for images)."""

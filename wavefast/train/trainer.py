@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -55,6 +53,7 @@ from ..schedules import LinearBetaSchedule
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .losses import diffwave_losses, sourcefilter_losses
 from ..fileio import atomic_torch_save, atomic_write_text
+from .stop import StopRequest
 from .state import EMA, capture_rng, restore_rng
 
 CHECKPOINT_FORMAT = "wavefast-train/1"
@@ -81,31 +80,6 @@ def pack_fingerprint(pack: Pack) -> dict:
     ids = hashlib.sha1("\n".join(f"{i}|{s}" for i, s in zip(pack.ids, pack.splits)).encode()).hexdigest()
     return {"items": len(pack), "samples": int(pack.audio.shape[0]), "sample_rate": pack.sample_rate,
             "ids_sha1": ids}
-
-
-class _StopRequest:
-    """Turns the first Ctrl-C into a request to stop after the current step (main thread only)."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nwavefast: stopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
 
 
 class Trainer:
@@ -329,7 +303,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         call_started, budget = time.monotonic(), False
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             while self.step < cfg.steps:
                 start = time.perf_counter()
                 stats = self.train_step()
