@@ -106,6 +106,16 @@ def test_the_image_trainer_trains_the_mel_preset_on_a_pack(tmp_path):
     model = load_image_model(tmp_path / "run" / "model-ema.safetensors")
     assert mel_layout_of(model.spec) == LAYOUT and model.spec.dataset == "p"
     assert (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
+    again = ImageTrainConfig(out=str(tmp_path / "run2"), dataset=config.dataset, preset="mel-digits", steps=1,
+                             batch_size=2, val_items=2, sample_grid=False,
+                             init_from=str(tmp_path / "run" / "model-ema.safetensors"))
+    from wavefast.images.train import ImageTrainer
+
+    trainer = ImageTrainer(again)
+    assert all(torch.equal(v.half().float(), model.state_dict()[k]) for k, v in trainer.model.state_dict().items())
+    with pytest.raises(WavefastError, match="architecture or prediction"):
+        ImageTrainer(ImageTrainConfig(out=str(tmp_path / "run3"), dataset=config.dataset, preset="mel-digits-eps",
+                                      steps=1, batch_size=2, val_items=2, init_from=again.init_from))
 
 
 # --- generator -------------------------------------------------------------------------------------
@@ -138,6 +148,7 @@ def test_two_stage_default_mel_plan_is_var_quadratic_with_20_steps_and_checks_th
     gen = tiny_generator()
     plan = gen.mel_plan()
     assert plan.name == "var-quadratic" and len(plan) == 20
+    assert gen.mel_kappa(plan) == 0.0 and gen.mel_kappa(plan, 1.0) == 1.0  # DDIM-rev unless asked
     assert len(gen.mel_plan("step-linear", 5)) == 5
     with pytest.raises(WavefastError, match="expects"):
         TwoStageGenerator(tiny_mel_model(), random_diffwave(conditional=True).to(torch.float32).__class__(

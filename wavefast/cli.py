@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=16)
     _add_sampling_args(p)
     g = p.add_argument_group("two-stage generators (the default digit model: a mel DDPM, then a vocoder); "
-                             "--plan/--steps/--kappa above are the mel stage's (default var-quadratic, 20 steps)")
+                             "--plan/--steps/--kappa above are the mel stage's (default var-quadratic, 20 steps, kappa 0)")
     g.add_argument("--vocoder", metavar="CHECKPOINT", help="vocoder for a mel-stage checkpoint (default: the shipped one)")
     g.add_argument("--vocoder-plan", default=None, metavar="PLAN",
                    help="the vocoder stage's plan (default: the vocoder's default, its shipped 6-step plan)")
@@ -381,11 +381,12 @@ def cmd_generate(args) -> int:
                               args.force_schedule)
         vocoder_plan = resolve_plan(model.vocoder, args.vocoder_plan, args.vocoder_steps, kappa=args.vocoder_kappa)
         stage2 = {"vocoder_plan": vocoder_plan, "vocoder_kappa": args.vocoder_kappa}
+        kappa = model.mel_kappa(plan, args.kappa)
     else:
         plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
                             kappa=args.kappa)
         stage2 = None
-    kappa = plan_kappa(plan, args.kappa)
+        kappa = plan_kappa(plan, args.kappa)
     rank, world = run.rank_and_world()
     run.init_process_group(world)
     settings = run.run_settings(model, plan, kappa, args.seed, args.n, args.batch_size)

@@ -61,7 +61,7 @@ def generate(model, n: int, steps: Optional[int] = None, plan: PlanArg = None, k
     """Unconditional samples: (n, segment_length) float32; sample i uses seed ``seed + i``.
 
     ``model`` is a waveform model or a two-stage generator (:class:`wavefast.digits.generator.TwoStageGenerator`:
-    ``plan``/``steps``/``kappa`` are then the mel stage's (default var-quadratic, S = 20) and ``vocoder``
+    ``plan``/``steps``/``kappa`` are then the mel stage's (default var-quadratic, S = 20, kappa 0) and ``vocoder``
     may hold ``vocoder_plan`` / ``vocoder_steps`` / ``vocoder_kappa`` for the vocoder stage (default: the
     vocoder's own default, its shipped 6-step plan))."""
     plan = plan_keyword(plan, schedule, "generate")

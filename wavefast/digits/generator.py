@@ -27,6 +27,7 @@ from ..samplers.noise import SeedArg, item_seeds
 
 VOCODER_SEED_XOR = 0x2545F4914F6CDD1D  # < 2**63: keeps a seed a valid seed
 DEFAULT_MEL_STEPS = 20  # the mel stage's S for rule plans when none is asked (an image model needs more than 6)
+DEFAULT_MEL_KAPPA = 0.0  # DDIM-rev: better than DDPM-rev on the shipped mel stage (FID 12.0 vs 16.0, var-quadratic S=20)
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,24 @@ class TwoStageGenerator:
             steps = DEFAULT_MEL_STEPS
         return resolve_plan(self.mel_model, plan, steps, method, clip_range, force, kappa=kappa)
 
+    @staticmethod
+    def mel_kappa(plan, kappa: Optional[float] = None) -> float:
+        """The mel stage's kappa: the asked one, a learned plan's own, else ``DEFAULT_MEL_KAPPA`` (DDIM-rev)."""
+        from ..samplers.ggdm import is_learned, plan_kappa
+
+        if kappa is None and not is_learned(plan):
+            kappa = DEFAULT_MEL_KAPPA
+        return plan_kappa(plan, kappa)
+
     @torch.no_grad()
     def mels(self, n: int, plan=None, steps: Optional[int] = None, kappa: Optional[float] = None,
              seed: SeedArg = 0, batch_size: int = 64) -> torch.Tensor:
-        """Stage 1 only: log-mels (n, n_mels, frames) float32."""
+        """Stage 1 only: log-mels (n, n_mels, frames) float32 (kappa: :meth:`mel_kappa`)."""
         from ..images.generate import generate_images
 
-        images = generate_images(self.mel_model, n, schedule=self.mel_plan(plan, steps, kappa), kappa=kappa,
-                                 seed=seed, batch_size=batch_size)
+        plan = self.mel_plan(plan, steps, kappa)
+        images = generate_images(self.mel_model, n, schedule=plan, kappa=self.mel_kappa(plan, kappa), seed=seed,
+                                 batch_size=batch_size)
         return self.layout.to_mel(images)
 
     @torch.no_grad()

@@ -4,7 +4,7 @@ Dict shape (``recipes/conf/digits/mel_stage.yaml``)::
 
     out: RUN_DIR     device: auto|cpu|cuda
     data:  fsdd: DIR   speech_commands: DIR or null   pack: RUN_DIR/pack.npz
-    train: preset, steps, max_minutes, batch_size, lr, loss_weighting, ema_decay, seed, threads
+    train: preset, steps, max_minutes, batch_size, lr, loss_weighting, ema_decay, seed, threads, init_from
 
 The pack is built when missing (:func:`wavefast.digits.data.build_digit_mel_pack`), then
 :func:`wavefast.images.train.train_image_model` trains or resumes ``out``.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..errors import WavefastError
 
-TRAIN_KEYS = ("preset", "steps", "max_minutes", "batch_size", "lr", "loss_weighting", "ema_decay", "seed", "threads")
+TRAIN_KEYS = ("preset", "steps", "max_minutes", "batch_size", "lr", "loss_weighting", "ema_decay", "seed", "threads",
+              "init_from")
 
 
 def run_mel_stage_recipe(config: dict) -> dict:

@@ -73,7 +73,7 @@ def cmd_train_images(args) -> int:
     config = ImageTrainConfig(out=args.out, dataset=args.dataset, preset=args.preset, steps=args.steps,
                               max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
                               ema_decay=args.ema_decay, loss_weighting=args.loss_weighting, seed=args.seed,
-                              threads=args.threads)
+                              threads=args.threads, init_from=args.init_from)
     result = train_image_model(config, resume=not args.fresh, device=args.device)
     print(f"wavefast: step {result['step']}, {result['train_seconds']:.0f} s of training; "
           f"EMA weights in {Path(result['out']) / 'model-ema.safetensors'}", file=sys.stderr)
@@ -127,8 +127,11 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("train-images", help="train the small image DDPM (Fashion-MNIST / MNIST)")
     p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default) or mnist-5k")
-    p.add_argument("--preset", default="tiny-28", help="architecture preset (default tiny-28)")
+    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist-5k or an .npz image pack")
+    p.add_argument("--preset", default="tiny-28", help="architecture preset (default tiny-28; mel-digits for the "
+                   "digit generator's mel stage, with --dataset a pack from 'wavefast pack-digit-mels')")
+    p.add_argument("--init-from", help="start a fresh run from this image model file (same preset), e.g. the shipped "
+                   "wavefast/models/weights/sc09_mel.safetensors to continue its training")
     p.add_argument("--steps", type=int, default=100_000, help="stop after this many optimiser steps")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall-clock time")
     p.add_argument("--batch-size", type=int, default=32)

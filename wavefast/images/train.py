@@ -78,6 +78,7 @@ class ImageTrainConfig:
     sample_grid: bool = True
     threads: Optional[int] = None
     data_limit: Optional[int] = None  # use only the first N training images (tests)
+    init_from: Optional[str] = None  # a native image model file (same preset): start weights and EMA from it
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -149,6 +150,8 @@ class ImageTrainer:
 
         torch.manual_seed(config.seed)
         self.model = DDPMUNet(self.spec).to(self.device)
+        if config.init_from:
+            self._init_weights(config.init_from)
         self.ema = EMA(self.model, config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -159,6 +162,17 @@ class ImageTrainer:
         checkpoint = self.out / CHECKPOINT_NAME
         if resume and checkpoint.is_file():
             self._load(checkpoint)
+
+    def _init_weights(self, path) -> None:
+        """Start from the weights of an image model file with this preset's architecture and prediction."""
+        from .checkpoints import load_image_model
+
+        source = load_image_model(path)
+        mine, theirs = json.loads(self.spec.to_json()), json.loads(source.spec.to_json())
+        if mine["arch"] != theirs["arch"] or mine.get("prediction") != theirs.get("prediction"):
+            raise WavefastError(f"--init-from {path}: its architecture or prediction target differs from preset "
+                                f"{self.config.preset!r}")
+        self.model.load_state_dict(source.state_dict())
 
     # --- state -------------------------------------------------------------------------------
     def _state(self) -> dict:
