@@ -52,7 +52,8 @@ def score_digit_clips(clips: np.ndarray, classifier=None, stats: Optional[dict] 
     out["confidence"] = float(probs.max(1).mean())
     if resamples and len(clips) >= 4:
         fid = lambda idx: metrics.frechet_distance(*metrics.feature_stats(features[idx]), stats["mu"], stats["sigma"])
-        out["fid_lo"], out["fid_hi"] = metrics.half_sample_interval(fid, len(clips), resamples, seed=seed)
+        lo, out["fid_hi"] = metrics.half_sample_interval(fid, len(clips), resamples, seed=seed)
+        out["fid_lo"] = max(lo, 0.0)  # a distance: the normal interval is cut at 0
         out["is_lo"], out["is_hi"] = metrics.half_sample_interval(lambda idx: metrics.inception_score(probs[idx]),
                                                                 len(clips), resamples, seed=seed)
     if recognizer is not None:
