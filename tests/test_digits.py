@@ -286,3 +286,14 @@ def test_a_v_prediction_model_returns_eps_from_its_v_output_and_keeps_it_through
     assert again.spec.prediction == "v" and torch.allclose(again(x, t), model(x, t))
     with pytest.raises(WavefastError, match="prediction"):
         model.spec.replace(prediction="x0")
+
+
+def test_pack_digit_mels_refuses_missing_folders_with_one_line(tmp_path, capsys):
+    out = tmp_path / "pack.npz"
+    assert main(["pack-digit-mels", "--fsdd", str(tmp_path / "nope"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("wavefast: error:") == 1 and "FSDD recordings folder not found" in err and not out.exists()
+    (tmp_path / "fsdd").mkdir()
+    assert main(["pack-digit-mels", "--fsdd", str(tmp_path / "fsdd"), "--speech-commands", str(tmp_path / "sc"),
+                 "-o", str(out)]) == 2
+    assert "Speech Commands folder not found" in capsys.readouterr().err and not out.exists()
