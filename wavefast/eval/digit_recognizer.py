@@ -31,33 +31,20 @@ GRAMMAR = "#JSGF V1.0;\ngrammar digits;\npublic <digit> = " + " | ".join(DIGIT_W
 
 
 class DigitRecognizer:
-    """``recognizer(clip16k) -> digit index or -1``; :meth:`labels` for many clips."""
+    """``recognizer(clip) -> digit index or -1``; :meth:`labels` for many clips. A
+    :class:`~wavefast.eval.recognizer.Recognizer` with the digit grammar, fed peak-normalised clips."""
 
     def __init__(self):
-        try:
-            from pocketsphinx import Decoder
-        except ImportError:
-            raise WavefastError("the digit recogniser needs pocketsphinx: pip install 'wavefast[eval]'") from None
-        self._decoder = Decoder(loglevel="FATAL")
-        self._decoder.add_jsgf_string("digits", GRAMMAR)
-        self._decoder.activate_search("digits")
+        from .recognizer import Recognizer
+
+        self._recognizer = Recognizer(GRAMMAR)
 
     def __call__(self, clip, sample_rate: int = 16000) -> int:
-        from ..audio.io import resample
-
         x = np.asarray(clip, dtype=np.float32).reshape(-1)
-        if sample_rate != 16000:
-            x = resample(x, int(sample_rate), 16000)
         peak = float(np.abs(x).max()) if x.size else 0.0
         if peak == 0.0:
             return -1
-        pcm = (x / peak * 0.9 * 32767).astype(np.int16)
-        d = self._decoder
-        d.start_utt()
-        d.process_raw(pcm.tobytes(), full_utt=True)
-        d.end_utt()
-        hyp = d.hyp()
-        word = hyp.hypstr.strip() if hyp is not None else ""
+        word = self._recognizer(x * (0.9 / peak), sample_rate)
         return DIGIT_WORDS.index(word) if word in DIGIT_WORDS else -1
 
     def labels(self, clips: Sequence, sample_rate: int = 16000) -> np.ndarray:

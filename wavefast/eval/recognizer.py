@@ -49,14 +49,20 @@ def read_transcripts(metadata_csv) -> Dict[str, str]:
 
 
 class Recognizer:
-    """Offline English recogniser (PocketSphinx). ``recognizer(audio, sample_rate) -> text``."""
+    """Offline English recogniser (PocketSphinx). ``recognizer(audio, sample_rate) -> text``.
 
-    def __init__(self):
+    ``grammar``: a JSGF grammar string restricting what can be decoded (default: the wheel's
+    language model, open vocabulary)."""
+
+    def __init__(self, grammar: Optional[str] = None):
         try:
             from pocketsphinx import Decoder
         except ImportError:
-            raise WavefastError("word error rate needs pocketsphinx: pip install 'wavefast[eval]'") from None
+            raise WavefastError("the recogniser needs pocketsphinx: pip install 'wavefast[eval]'") from None
         self._decoder = Decoder(loglevel="FATAL")
+        if grammar is not None:
+            self._decoder.add_jsgf_string("grammar", grammar)
+            self._decoder.activate_search("grammar")
 
     def __call__(self, audio, sample_rate: int) -> str:
         from ..audio.io import resample
