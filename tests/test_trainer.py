@@ -263,3 +263,31 @@ def test_image_trainer_saves_and_stops_on_sigterm(tmp_path):
     trainer.train_step = step_then_signal
     assert trainer.run()["step"] == 2
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_a_resumed_image_run_keeps_its_own_settings_and_refuses_changed_ones(tmp_path):
+    import numpy as np
+    import pytest
+
+    from wavefast.errors import WavefastError
+    from wavefast.images.train import ImageTrainConfig, image_config_for, train_image_model
+
+    pack = tmp_path / "p.npz"
+    rng = np.random.default_rng(0)
+    np.savez(pack, train_images=rng.uniform(-1, 1, (4, 1, 28, 28)).astype(np.float16),
+             test_images=rng.uniform(-1, 1, (2, 1, 28, 28)).astype(np.float16))
+    out = tmp_path / "run"
+    first = image_config_for(out, {"dataset": str(pack), "steps": 1, "lr": 3e-4, "loss_weighting": "min-snr-5",
+                                   "batch_size": 2})
+    assert first.lr == 3e-4 and first.loss_weighting == "min-snr-5"
+    train_image_model(first.__class__(**{**first.__dict__, "val_items": 2, "sample_grid": False}))
+    # resuming with only the budget named: the run's own lr, weighting and batch, the new step budget
+    again = image_config_for(out, {"steps": 3, "threads": 1})
+    assert (again.lr, again.loss_weighting, again.batch_size, again.steps, again.threads) == \
+        (3e-4, "min-snr-5", 2, 3, 1)
+    assert again.dataset == str(pack)
+    with pytest.raises(WavefastError, match=r"lr \(run: 0.0003, given: 0.0008\)"):
+        image_config_for(out, {"lr": 8e-4})
+    # the same value again is fine; --fresh starts over with what is given
+    assert image_config_for(out, {"lr": 3e-4}).lr == 3e-4
+    assert image_config_for(out, {"lr": 8e-4, "fresh": True}) == ImageTrainConfig(out=str(out), lr=8e-4)

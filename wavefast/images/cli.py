@@ -68,12 +68,12 @@ def cmd_eval_images(args) -> int:
 
 
 def cmd_train_images(args) -> int:
-    from .train import ImageTrainConfig, train_image_model
+    from .train import image_config_for, train_image_model
 
-    config = ImageTrainConfig(out=args.out, dataset=args.dataset, preset=args.preset, steps=args.steps,
-                              max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
-                              ema_decay=args.ema_decay, loss_weighting=args.loss_weighting, seed=args.seed,
-                              threads=args.threads, init_from=args.init_from)
+    named = ("dataset", "preset", "steps", "max_minutes", "batch_size", "lr", "ema_decay", "loss_weighting",
+             "seed", "threads", "init_from")
+    given = {name: getattr(args, name) for name in named if getattr(args, name) is not None}
+    config = image_config_for(args.out, {**given, "fresh": args.fresh})
     result = train_image_model(config, resume=not args.fresh, device=args.device)
     print(f"wavefast: step {result['step']}, {result['train_seconds']:.0f} s of training; "
           f"EMA weights in {Path(result['out']) / 'model-ema.safetensors'}", file=sys.stderr)
@@ -126,19 +126,19 @@ def register(subparsers) -> None:
     add_eval_images_parser(subparsers, "eval-images")
 
     p = subparsers.add_parser("train-images", help="train the small image DDPM (Fashion-MNIST / MNIST)")
-    p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist-5k or an .npz image pack")
-    p.add_argument("--preset", default="tiny-28", help="architecture preset (default tiny-28; mel-digits for the "
+    p.add_argument("--out", required=True, help="run folder; one holding a checkpoint is resumed with its own settings (only --steps, --max-minutes and --threads may change)")
+    p.add_argument("--dataset", help="fashion-mnist (default), mnist-5k or an .npz image pack")
+    p.add_argument("--preset", help="architecture preset (default tiny-28; mel-digits for the "
                    "digit generator's mel stage, with --dataset a pack from 'wavefast pack-digit-mels')")
     p.add_argument("--init-from", help="start a fresh run from this image model file (same preset), e.g. the shipped "
                    "wavefast/models/weights/sc09_mel.safetensors to continue its training")
-    p.add_argument("--steps", type=int, default=100_000, help="stop after this many optimiser steps")
+    p.add_argument("--steps", type=int, help="stop after this many optimiser steps (default 100000)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall-clock time")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=8e-4)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--loss-weighting", default="uniform", help="uniform (DDPM L_simple) or min-snr-<gamma>")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, help="default 32")
+    p.add_argument("--lr", type=float, help="Adam learning rate after warm-up (default 8e-4)")
+    p.add_argument("--ema-decay", type=float, help="default 0.999")
+    p.add_argument("--loss-weighting", help="uniform (DDPM L_simple, the default) or min-snr-<gamma>")
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")

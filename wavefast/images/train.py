@@ -90,6 +90,37 @@ class ImageTrainConfig:
         _snr_gamma(self.loss_weighting)
 
 
+# Settings a resumed run may change; every other one is the run's own (from its checkpoint).
+RESUMABLE_IMAGE_CHANGES = ("out", "steps", "max_minutes", "threads", "log_every", "checkpoint_minutes",
+                           "checkpoint_every", "sample_grid")
+
+
+def image_config_for(out, given: dict) -> ImageTrainConfig:
+    """The config to run in ``out``: ``given`` (the settings the user named; absent = default) for a
+    fresh folder; for a folder holding a checkpoint, the run's own saved settings with only
+    :data:`RESUMABLE_IMAGE_CHANGES` taken from ``given``. Naming any other setting with a value
+    that differs from the run's raises one line saying which, so a resume never silently trains
+    on with other hyper-parameters."""
+    checkpoint = Path(out) / CHECKPOINT_NAME
+    if given.get("fresh") or not checkpoint.is_file():
+        return ImageTrainConfig(out=str(out), **{k: v for k, v in given.items() if k != "fresh"})
+    state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise WavefastError(f"{checkpoint} is not a wavefast image training checkpoint")
+    saved = dict(state["config"])
+    fields = {f.name for f in dataclasses.fields(ImageTrainConfig)}
+    saved = {k: v for k, v in saved.items() if k in fields}
+    clashes = [f"{k} (run: {saved.get(k)!r}, given: {v!r})" for k, v in given.items()
+               if k not in RESUMABLE_IMAGE_CHANGES and k != "fresh" and k in saved and saved[k] != v]
+    if clashes:
+        raise WavefastError(f"{out} resumes a run whose settings differ from the ones given: {'; '.join(clashes)}; "
+                            f"a resumed run may change only {', '.join(RESUMABLE_IMAGE_CHANGES[1:])} "
+                            "(or pass --fresh / another --out)")
+    saved.update({k: v for k, v in given.items() if k in RESUMABLE_IMAGE_CHANGES})
+    saved["out"] = str(out)
+    return ImageTrainConfig(**saved)
+
+
 def _snr_gamma(weighting: str) -> Optional[float]:
     """None for 'uniform', gamma for 'min-snr-<gamma>'."""
     if weighting == "uniform":
