@@ -551,3 +551,75 @@ def test_phase2_refuses_models_trained_with_another_objective():
 
     with pytest.raises(WavefastError, match="another objective"):
         check_eps_model(Other())
+
+
+# --- learned samplers on image models --------------------------------------------------------------
+def test_tensor_batches_resume_exactly_from_their_position():
+    from wavefast.learn.phase2 import TensorBatches
+
+    x = torch.arange(10.0).view(10, 1, 1, 1)
+    full = TensorBatches(x, seed=3)
+    stream = [full.next_batch(4)[0].flatten().tolist() for _ in range(7)]  # crosses two epoch ends
+    assert sorted(sum(stream[:3], [])[:10]) == list(range(10))  # epoch 0 is a permutation
+    resumed = TensorBatches(x, seed=3)
+    resumed.position.epoch, resumed.position.cursor = 1, 2  # where the full stream stood after 3 batches
+    assert [resumed.next_batch(4)[0].flatten().tolist() for _ in range(4)] == stream[3:]
+
+
+def _image_pack(path, n_train=24, n_test=8, size=28):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    base = np.zeros((size, size), np.float32) - 1
+    base[8:20, 10:18] = 0.8  # a bright block: a fixed "garment"
+    make = lambda n: np.clip(base[None, None] + 0.1 * rng.standard_normal((n, 1, size, size)), -1, 1)
+    np.savez(path, train_images=make(n_train).astype(np.float16), test_images=make(n_test).astype(np.float16))
+    return path
+
+
+def test_ddss_learns_a_sampler_for_an_image_model_through_the_cli(tmp_path, capsys):
+    import json
+
+    from wavefast.cli import main
+    from wavefast.images.checkpoints import load_image_model, save_image_model
+    from wavefast.images.generate import generate_images
+    from wavefast.images.unet import DDPMUNet, ImageModelSpec, UNetConfig
+    from wavefast.learn.ddss import ImageData, default_objective, heldout_objective
+    from wavefast.models.spec import DiffusionSpec
+    from wavefast.schedules import make_plan
+    from wavefast.schedules.learned import check_plan_for_model
+    from wavefast.schedules.resolve import diffusion_of
+
+    torch.manual_seed(0)
+    ckpt = save_image_model(DDPMUNet(ImageModelSpec(UNetConfig(1, 1, 32, (1, 2), 1, (), 0.0, 28),
+                                                    DiffusionSpec(100, 1e-4, 0.1))), tmp_path / "m.safetensors")
+    pack = _image_pack(tmp_path / "p.npz")
+    out = tmp_path / "learned.json"
+    args = ["learn-sampler", "--checkpoint", str(ckpt), "--data", str(pack), "--steps", "3", "--method", "ddss",
+            "--iters", "4", "--batch-size", "2", "--heldout-items", "4", "--eval-every", "2", "--init",
+            "step-linear", "-o", str(out), "--quiet"]
+    assert main(args) == 0
+    model = load_image_model(ckpt)
+    record = json.loads(out.read_text())["info"]["learned"]
+    assert record["objective"]["name"] == "kid[image-classifier]" and record["objective"]["heldout_shape"] == [1, 28, 28]
+    plan = make_plan(diffusion_of(model), str(out))
+    check_plan_for_model(plan, model, force=False)  # keyed to this image model
+    assert generate_images(model, 2, schedule=plan, seed=0).shape == (2, 1, 28, 28)
+    # the recorded objectives are the held-out kernel distances of the same protocol
+    data = ImageData(pack, model.spec, heldout_items=4)
+    objective, _ = default_objective(model.spec, data)
+    init = make_plan(diffusion_of(model), "step-linear", 3)
+    assert heldout_objective(model, data, init, 0.0, objective) == pytest.approx(record["objective"]["initial_value"],
+                                                                               rel=1e-4)
+    assert heldout_objective(model, data, plan, 0.0, objective) == pytest.approx(record["objective"]["value"], rel=1e-4)
+    # audio-only options are refused with one line
+    assert main(args[:-3] + ["--segment-samples", "512", "-o", str(tmp_path / "x.json"), "--quiet"]) != 0
+    assert "--segment-samples and --heldout-samples are for audio models" in capsys.readouterr().err
+
+
+def test_image_data_refuses_images_of_another_shape(tmp_path):
+    from wavefast.learn.ddss import ImageData
+
+    model = _tiny_image_model()  # 8 x 8
+    with pytest.raises(WavefastError, match=r"\(1, 28, 28\) but the model makes \(1, 8, 8\)"):
+        ImageData(_image_pack(tmp_path / "p.npz"), model.spec)

@@ -151,6 +151,14 @@ def load_image_pack(path, split: str = "train"):
     return images, layout
 
 
+def image_split(dataset: str, split: str = "train") -> torch.Tensor:
+    """One split of a named data set (:data:`DATASETS`) or of an ``.npz`` image pack
+    (:func:`load_image_pack`) as float32 (N, C, H, W) in model range [-1, 1]."""
+    if str(dataset).endswith(".npz"):
+        return load_image_pack(dataset, split)[0]
+    return to_model_range(load_images(str(dataset), split)[0])
+
+
 def to_model_range(images) -> torch.Tensor:
     """uint8 (N, H, W) or (N, C, H, W) -> float32 (N, C, H, W) in [-1, 1] (``x / 127.5 - 1``)."""
     x = torch.from_numpy(np.array(images, dtype=np.uint8)) if not isinstance(images, torch.Tensor) else images

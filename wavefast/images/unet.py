@@ -366,3 +366,20 @@ class DDPMUNet(nn.Module):
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         """Same call as the audio models' ``denoise`` (no conditioning for images)."""
         return self(x, t)
+
+    # The rest of the audio models' sampling protocol, so code that runs a chain on "a model"
+    # (the learned samplers) takes an image UNet as it is: no conditioner, a white prior, and the
+    # image is the diffused variable itself.
+    def prepare(self, cond=None, length=None) -> None:
+        """No conditioner terms: image models are unconditional (``cond`` must be None)."""
+        if cond is not None:
+            raise WavefastError("image models are unconditional: they take no conditioning input")
+        return None
+
+    def shape_noise(self, z: torch.Tensor, prepared=None) -> torch.Tensor:
+        """The prior's noise from white noise: N(0, I), so z itself."""
+        return z
+
+    def finish(self, x0: torch.Tensor, prepared=None) -> torch.Tensor:
+        """The image from the diffused variable (x0 itself)."""
+        return x0

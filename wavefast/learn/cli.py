@@ -34,7 +34,7 @@ def _default_segment(spec) -> int:
 def learn_sampler(model, data_path, *, method: str, steps: int, output, resume: bool = False,
                   iters: Optional[int] = None, batch_size: int = 4, kappa: float = 0.0, init: str = "var-quadratic",
                   lr: Optional[float] = None, lr_time: float = 2e-2, segment_samples: Optional[int] = None,
-                  heldout_items: int = 8, heldout_samples: Optional[int] = None, eval_every: int = 25,
+                  heldout_items: Optional[int] = None, heldout_samples: Optional[int] = None, eval_every: int = 25,
                   save_every: int = 25, history: bool = True, timesteps_only: bool = False, features: str = "auto",
                   mc_examples: int = 32, grid_levels: int = 64, candidates: int = 8, seed: int = 0,
                   progress: bool = True) -> dict:
@@ -58,16 +58,28 @@ def learn_sampler(model, data_path, *, method: str, steps: int, output, resume: 
     kappa = check_kappa(kappa)
     from ..fileio import check_output
 
-    output = check_output(output, (".json",), [data_path], what="learned-plan output")  # before any work
-    state_path = check_output(state_path_for(output), (".pt",), [data_path], what="learner state")
+    image_model = hasattr(model.spec, "image_shape")
+    inputs = [data_path] if Path(str(data_path)).suffix else []  # a named image data set is no file
+    output = check_output(output, (".json",), inputs, what="learned-plan output")  # before any work
+    state_path = check_output(state_path_for(output), (".pt",), inputs, what="learner state")
     if resume and not state_path.is_file():
         raise WavefastError(f"nothing to resume: {state_path} does not exist (drop --resume to start a run)")
     if not resume and state_path.is_file():
         raise WavefastError(f"{state_path} holds an earlier run for {output.name}: pass --resume to continue it, "
                             "or delete it to start afresh")
     spec = model.spec
-    segment = int(segment_samples or _default_segment(spec))
-    data = PackData(data_path, spec, segment, seed=seed, heldout_items=heldout_items, heldout_samples=heldout_samples)
+    if image_model:
+        from .ddss import ImageData
+
+        if segment_samples is not None or heldout_samples is not None:
+            raise WavefastError("--segment-samples and --heldout-samples are for audio models; an image model "
+                                "learns on whole images")
+        segment = None
+        data = ImageData(data_path, spec, seed=seed, heldout_items=heldout_items or 256)
+    else:
+        segment = int(segment_samples or _default_segment(spec))
+        data = PackData(data_path, spec, segment, seed=seed, heldout_items=heldout_items or 8,
+                        heldout_samples=heldout_samples)
     if method == "ddss":
         config = DDSSConfig(steps=steps, iters=iters or 200, batch_size=batch_size, kappa=kappa, init=init,
                             lr=lr or 1e-3, lr_time=lr_time, learn_coefficients=not timesteps_only,
@@ -157,15 +169,20 @@ def run_learn(config: dict, progress: bool = True) -> dict:
 def _run(args) -> dict:
     import torch
 
+    from ..images.checkpoints import is_image_checkpoint, load_image_model
+    from ..images.data import DATASETS
     from ..models.checkpoints import load_model
 
     if args.threads is not None:
         if args.threads < 1:
             raise WavefastError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    if not Path(args.data).is_file():
-        raise WavefastError(f"pack file not found: {args.data}")
-    model = load_model(args.checkpoint, args.preset, device=args.device)
+    image = is_image_checkpoint(args.checkpoint, args.preset)
+    if not (image and args.data in DATASETS) and not Path(args.data).is_file():
+        raise WavefastError(f"pack file not found: {args.data}"
+                            + (f" (image models also take a named data set: {', '.join(DATASETS)})" if image else ""))
+    model = (load_image_model(args.checkpoint, args.preset, device=args.device) if image
+             else load_model(args.checkpoint, args.preset, device=args.device))
     return learn_sampler(
         model, args.data, method=args.method, steps=args.steps, output=args.output, resume=bool(args.resume),
         iters=args.iters, batch_size=args.batch_size, kappa=args.kappa, init=args.init, lr=args.lr,
@@ -191,9 +208,11 @@ def cmd_learn_sampler(args) -> int:
 
 def add_learn_command(sub) -> None:
     p = sub.add_parser("learn-sampler", help="learn a few-step sampler (DDSS / error-bound schedule) for one model")
-    p.add_argument("--checkpoint", required=True, help="model file (wavefast .safetensors, philsyn .pkl or lmnt .pt)")
+    p.add_argument("--checkpoint", required=True, help="model file (wavefast .safetensors, philsyn .pkl or lmnt .pt; "
+                                                        "or an image model, e.g. the shipped Fashion-MNIST DDPM)")
     p.add_argument("--preset", help="architecture preset for files that do not store it")
-    p.add_argument("--data", required=True, help="training pack .npz (train split to learn on, test split to measure)")
+    p.add_argument("--data", required=True, help="training pack .npz (train split to learn on, test split to measure); "
+                                                 "image models: an image pack .npz or fashion-mnist / mnist-5k")
     p.add_argument("--steps", type=int, required=True, help="number of sampling steps S")
     p.add_argument("--method", required=True, choices=METHODS,
                    help="ddss: train timesteps + GGDM coefficients through the chain; "
@@ -214,7 +233,8 @@ def add_learn_command(sub) -> None:
     p.add_argument("--lr-time", type=float, default=2e-2, help="ddss: timestep learning rate (default 0.02)")
     p.add_argument("--segment-samples", type=int, default=None,
                    help="training segment length (default: 16 mel frames for a vocoder, the clip for others)")
-    p.add_argument("--heldout-items", type=int, default=8, help="held-out examples for the objective (default 8)")
+    p.add_argument("--heldout-items", type=int, default=None,
+                   help="held-out examples for the objective (default 8; 256 images for an image model)")
     p.add_argument("--heldout-samples", type=int, default=None, help="held-out segment length (default: as training)")
     p.add_argument("--eval-every", type=int, default=25, help="ddss: held-out check every N steps (default 25)")
     p.add_argument("--save-every", type=int, default=25, help="ddss: save the run state every N steps (default 25)")
@@ -222,7 +242,7 @@ def add_learn_command(sub) -> None:
     p.add_argument("--timesteps-only", action="store_true", help="ddss: learn only the timesteps (a plain plan)")
     p.add_argument("--features", default="auto", choices=("auto", "sc09", "logmel"),
                    help="unconditional models: features of the kernel distance (default auto: SC09 classifier "
-                        "for 1 s 16 kHz clips, else log-mel statistics)")
+                        "for 1 s 16 kHz clips, else log-mel statistics; image models: the image classifier)")
     p.add_argument("--mc-examples", type=int, default=32, help="errbound: Monte-Carlo training examples (default 32)")
     p.add_argument("--grid-levels", type=int, default=64, help="errbound: eps grid levels (default 64 or T)")
     p.add_argument("--candidates", type=int, default=8, help="grid: positions tried per step per sweep (default 8)")

@@ -173,6 +173,38 @@ def clip_features(spec, kind: str = "auto") -> Tuple[ClipFeatures, str]:
     return ClipFeatures("logmel", spec.sample_rate), "logmel-stats"
 
 
+class ImageFeatures(torch.nn.Module):
+    """Differentiable features of images (B, C, H, W) in model range -> (B, D): the penultimate
+    activations of an image classifier (default: the shipped Fashion-MNIST one, whose features
+    the image FID also uses) on the images clamped to [-1, 1], as the uint8 images it is
+    scored on are. No standardisation (``fit`` keeps identity statistics)."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+
+    def fit(self, real_images: torch.Tensor) -> "ImageFeatures":
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(images.clamp(-1.0, 1.0))[1]
+
+
+def image_features(spec, kind: str = "auto") -> Tuple[ImageFeatures, str]:
+    """(features module, description) for an image model; the shipped image classifier must take its images."""
+    from ..images.classifier import load_classifier
+
+    if kind != "auto":
+        raise WavefastError(f"feature extractor {kind!r} is for audio models; image models use the image "
+                            "classifier's features (features 'auto')")
+    classifier = load_classifier()
+    wanted = (classifier.config.in_channels, classifier.config.size, classifier.config.size)
+    if tuple(spec.image_shape) != wanted:
+        raise WavefastError(f"no image classifier for {tuple(spec.image_shape)} images: the shipped one takes "
+                            f"{wanted} (Fashion-MNIST-shaped) images")
+    return ImageFeatures(classifier), "image-classifier"
+
+
 class KernelObjective:
     """Unbiased MMD^2 (KID kernel) between features of generated clips and real clips."""
 
@@ -239,6 +271,39 @@ class PackData:
         return self._active_batch(self.train, batch_size)
 
 
+class ImageData:
+    """Training batches and a fixed held-out set for an image model, in model range [-1, 1].
+
+    ``dataset``: a named image data set (``fashion-mnist``, ``mnist-5k``) or an ``.npz`` image
+    pack. ``next_batch(B) -> (x0 (B, C, H, W), None)`` from the train split
+    (:class:`wavefast.learn.phase2.TensorBatches`: seeded epochs, resumable ``position``);
+    ``heldout``: the first ``heldout_items`` images of the test split, fixed.
+    """
+
+    def __init__(self, dataset, spec, *, seed: int = 0, heldout_items: int = 256):
+        from ..images.data import image_split
+        from .phase2 import TensorBatches
+
+        train, test = image_split(dataset, "train"), image_split(dataset, "test")
+        for name, images in (("train", train), ("test", test)):
+            if tuple(images.shape[1:]) != tuple(spec.image_shape):
+                raise WavefastError(f"{dataset} {name} images are {tuple(images.shape[1:])} but the model makes "
+                                    f"{tuple(spec.image_shape)}")
+        if int(heldout_items) < 2 or len(test) < 2:
+            raise WavefastError(f"the held-out kernel distance needs at least 2 test images, got "
+                                f"{min(int(heldout_items), len(test))}")
+        self.train = TensorBatches(train, seed)
+        self.heldout = (test[: int(heldout_items)], None)
+        self.heldout_split = "test"
+
+    @property
+    def position(self):
+        return self.train.position
+
+    def next_batch(self, batch_size: int):
+        return self.train.next_batch(batch_size)
+
+
 # --- training -----------------------------------------------------------------------------
 @dataclass
 class DDSSConfig:
@@ -294,17 +359,21 @@ def denoiser_for(model, cond):
     return denoise
 
 
-def run_chain(model, sampler, cond, batch: int, length: int, generator: torch.Generator,
+def run_chain(model, sampler, cond, batch: int, item_shape, generator: torch.Generator,
               checkpoint: bool = False) -> torch.Tensor:
-    """x_T and the per-step noise from ``generator`` (fixed: reparametrisation), then the sampler. (B, 1, L).
+    """x_T and the per-step noise from ``generator`` (fixed: reparametrisation), then the sampler.
 
-    The model's own prior shapes the noise and its ``finish`` makes the audio (identity and identity for
-    DiffWave; the envelope filter and the harmonic mean for the source-filter family, whose F0 comes from
-    its predictor, as at inference).
+    ``item_shape``: one example's shape, e.g. (1, L) for audio or (C, H, W) for an image model
+    (an int L means (1, L)); returns (B, *item_shape). The model's own prior shapes the noise and
+    its ``finish`` makes the output (identity and identity for DiffWave and image UNets; the
+    envelope filter and the harmonic mean for the source-filter family, whose F0 comes from its
+    predictor, as at inference).
     """
+    item_shape = (1, int(item_shape)) if isinstance(item_shape, int) else tuple(int(n) for n in item_shape)
+    length = item_shape[-1]
     device = next(model.parameters()).device
-    x_T = torch.randn((batch, 1, length), generator=generator).to(device)
-    z = sampler.draw_noise((1, length), batch, generator).to(device)
+    x_T = torch.randn((batch, *item_shape), generator=generator).to(device)
+    z = sampler.draw_noise(item_shape, batch, generator).to(device)
     with torch.no_grad():
         prepared = model.prepare(cond.to(device), length) if cond is not None else model.prepare(None, length)
     shape = lambda w: model.shape_noise(w, prepared)  # noqa: E731
@@ -325,15 +394,19 @@ def evaluate_sampler(model, sampler, heldout, objective, seed: int = 1_000_000) 
     """Held-out objective: the held-out items' mels (or real clips), x_T and noise from ``seed``."""
     x0, cond = heldout
     device = next(model.parameters()).device
-    generated = run_chain(model, sampler, cond, x0.shape[0], x0.shape[-1], torch.Generator().manual_seed(seed))
+    generated = run_chain(model, sampler, cond, x0.shape[0], x0.shape[1:], torch.Generator().manual_seed(seed))
     return float(objective_value(model.spec, objective, generated, x0.to(device)))
 
 
 def default_objective(spec, data, features: str = "auto"):
-    """(objective, feature description or None) for a model: vocoder distance or kernel distance."""
+    """(objective, feature description or None) for a model: vocoder distance or kernel distance
+    (on clip features for unconditional audio, on image-classifier features for image models)."""
     if spec.conditional:
         return VocoderObjective(spec.sample_rate), None
-    extractor, note = clip_features(spec, features)
+    if hasattr(spec, "image_shape"):
+        extractor, note = image_features(spec, features)
+    else:
+        extractor, note = clip_features(spec, features)
     extractor.fit(data.heldout[0])
     return KernelObjective(extractor, note), note
 
@@ -453,7 +526,7 @@ class DDSSTrainer:
                     real, _ = self.data.next_batch(cfg.batch_size * cfg.real_per_generated)
                     real = real.to(self.device)
                 g = torch.Generator().manual_seed(_noise_seed(cfg.seed, self.step))
-                generated = run_chain(self.model, self.sampler, cond, x0.shape[0], x0.shape[-1], g,
+                generated = run_chain(self.model, self.sampler, cond, x0.shape[0], x0.shape[1:], g,
                                       checkpoint=cfg.checkpoint)
                 loss = objective_value(self.spec, self.objective, generated, x0.to(self.device), real)
                 if not torch.isfinite(loss.detach()):
@@ -519,8 +592,11 @@ def objective_record(trainer: DDSSTrainer, summary: dict) -> dict:
     rec = {"name": trainer.objective.name, "value": summary["best"], "initial_value": summary["initial"],
            "final_value": summary["final"], "best_step": summary["best_step"],
            "split": getattr(trainer.data, "heldout_split", "heldout"),
-           "heldout_items": int(trainer.data.heldout[0].shape[0]),
-           "heldout_samples": int(trainer.data.heldout[0].shape[-1]), "lower_is_better": True}
+           "heldout_items": int(trainer.data.heldout[0].shape[0]), "lower_is_better": True}
+    if trainer.data.heldout[0].dim() == 4:
+        rec["heldout_shape"] = list(trainer.data.heldout[0].shape[1:])
+    else:
+        rec["heldout_samples"] = int(trainer.data.heldout[0].shape[-1])
     if trainer.feature_note:
         rec["features"] = trainer.feature_note
     return rec

@@ -140,21 +140,33 @@ def alternate(model, data, config: Phase2Config, log: Optional[Callable[[str], N
 
 class TensorBatches:
     """``next_batch(B) -> (x0, None)``: examples drawn without replacement from a tensor (N, ...), reshuffled
-    every epoch with a seeded generator."""
+    every epoch with a seeded generator. ``position`` (epoch, cursor) says where the stream is; setting it
+    (a resumed run) replays the permutations up to that epoch, so the stream continues exactly."""
 
     def __init__(self, x0: torch.Tensor, seed: int = 0):
+        from ..data.segments import DataPosition
+
         if x0.dim() < 2 or x0.shape[0] < 1:
             raise WavefastError(f"need a batch of examples (N, ...), got shape {tuple(x0.shape)}")
         self.x0 = x0.float()
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order, self.cursor = torch.randperm(len(self.x0), generator=self.generator), 0
+        self.seed = int(seed)
+        self.position = DataPosition()
+        self._epoch, self._order, self._generator = -1, None, None
+
+    def _order_of(self, epoch: int) -> torch.Tensor:
+        if epoch < self._epoch or self._generator is None:
+            self._generator, self._epoch = torch.Generator().manual_seed(self.seed), -1
+        while self._epoch < epoch:
+            self._order, self._epoch = torch.randperm(len(self.x0), generator=self._generator), self._epoch + 1
+        return self._order
 
     def next_batch(self, batch_size: int):
-        out = []
+        out, pos = [], self.position
         while len(out) < batch_size:
-            if self.cursor == len(self.order):
-                self.order, self.cursor = torch.randperm(len(self.x0), generator=self.generator), 0
-            take = min(batch_size - len(out), len(self.order) - self.cursor)
-            out.extend(self.order[self.cursor:self.cursor + take].tolist())
-            self.cursor += take
+            if pos.cursor >= len(self.x0):
+                pos.epoch, pos.cursor = pos.epoch + 1, 0
+            order = self._order_of(pos.epoch)
+            take = min(batch_size - len(out), len(order) - pos.cursor)
+            out.extend(order[pos.cursor:pos.cursor + take].tolist())
+            pos.cursor += take
         return self.x0[out], None
