@@ -12,7 +12,7 @@ first), the continuous model step ``t_i`` fed to the network and the noise level
   (VAR steps are mapped to continuous steps t = alpha_bar^{-1}(prod_{j<=i}(1-beta_j)))
 - ``dpm-solver++2m``: DPM-Solver++ (2M), S steps uniform in log-SNR (:mod:`.solvers`)
 - ``ddpm`` / ``full``: all T integer steps
-- named presets (published noise lists) and JSON files.
+- named presets (published noise lists), JSON plan files and BDDM ``.ns`` schedule files (:mod:`.bddm`).
 """
 
 from __future__ import annotations
@@ -343,6 +343,12 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
         data = read_plan_file(name)
         plan = _clip_or_check(lambda: plan_from_data(data, schedule, method, where=name, default_name=Path(name).stem),
                               schedule, method, clip_range, lambda: _raw_plan(data, Path(name).stem))
+    elif name.lower().endswith(".ns"):  # a BDDM noise-schedule file
+        from .bddm import read_bddm_schedule
+
+        data = read_bddm_schedule(name)
+        plan = _clip_or_check(lambda: plan_from_data(data, schedule, method, where=name, default_name=data["name"]),
+                              schedule, method, clip_range, lambda: _raw_plan(data, data["name"]))
     elif name in RULE_PLANS or name in VARIANT_PLANS:
         kind, spacing, *variant = name.split("-")
         S = 6 if steps is None else steps
@@ -361,7 +367,8 @@ def make_plan(schedule: LinearBetaSchedule, name: str = "var-quadratic", steps: 
                               schedule, method, clip_range, lambda: _raw_plan({"betas": betas}, name))
     else:
         allowed = ", ".join(schedule_names())
-        raise WavefastError(f"unknown schedule {name!r}; allowed: {allowed}, or a path to a plan .json")
+        raise WavefastError(f"unknown schedule {name!r}; allowed: {allowed}, or a path to a plan .json "
+                            "(or to a BDDM .ns noise schedule)")
     if steps is not None and steps != len(plan):
         raise WavefastError(f"schedule {name!r} has {len(plan)} steps; drop --steps or pass --steps {len(plan)}")
     return plan
