@@ -21,7 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from wavefast.errors import run_command
@@ -41,15 +40,7 @@ def score(probs, feats, stats, baseline=None):
     difference with its interval over the same random halves."""
     from wavefast.eval import metrics
 
-    n = len(feats)
-    fid_of = lambda f, idx: metrics.frechet_distance(*metrics.feature_stats(f[idx]), stats["mu"], stats["sigma"])
-    lo, hi = metrics.half_sample_interval(lambda idx: fid_of(feats, idx), n, 100)
-    out = {"fid": fid_of(feats, np.arange(n)), "fid_lo": lo, "fid_hi": hi, "is": metrics.inception_score(probs, splits=1)}
-    if baseline is not None:
-        delta = lambda idx: fid_of(feats, idx) - fid_of(baseline, idx)
-        out["delta"] = delta(np.arange(n))
-        out["delta_lo"], out["delta_hi"] = metrics.half_sample_interval(delta, n, 100)
-    return out
+    return {**metrics.fid_with_interval(feats, stats, baseline), "is": metrics.inception_score(probs, splits=1)}
 
 
 def study(args) -> int:

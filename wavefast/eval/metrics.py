@@ -437,6 +437,30 @@ def half_sample_interval(statistic, n: int, resamples: int = 200, confidence: fl
     return theta - half_width, theta + half_width
 
 
+def fid_with_interval(features, reference: Dict[str, np.ndarray], baseline=None, resamples: int = 100,
+                      confidence: float = 0.95) -> Dict[str, float]:
+    """FID of ``features`` (N, D) against ``reference`` (``mu``, ``sigma``) with its half-sampling
+    interval (:func:`half_sample_interval`): ``{fid, fid_lo, fid_hi}``; with ``baseline`` (N, D),
+    the features of another sampler on the *same* seeds, also the paired change
+    ``{delta, delta_lo, delta_hi}`` = FID(features) - FID(baseline), both measured on the same
+    random halves, so the seeds' shared luck cancels and the interval is that of the difference."""
+    features = _as_features(features, min_rows=4)
+    n = len(features)
+    mu, sigma = reference["mu"], reference["sigma"]
+    fid_of = lambda f, idx: frechet_distance(*feature_stats(f[idx]), mu, sigma)  # noqa: E731
+    lo, hi = half_sample_interval(lambda idx: fid_of(features, idx), n, resamples, confidence)
+    out = {"fid": fid_of(features, np.arange(n)), "fid_lo": lo, "fid_hi": hi}
+    if baseline is not None:
+        baseline = _as_features(baseline, "baseline", min_rows=4)
+        if baseline.shape != features.shape:
+            raise WavefastError(f"a paired FID change needs features of the same seeds: got {features.shape} "
+                                f"and {baseline.shape}")
+        delta = lambda idx: fid_of(features, idx) - fid_of(baseline, idx)  # noqa: E731
+        out["delta"] = delta(np.arange(n))
+        out["delta_lo"], out["delta_hi"] = half_sample_interval(delta, n, resamples, confidence)
+    return out
+
+
 def sc09_metrics(probs, features, reference: Dict[str, np.ndarray]) -> Dict[str, object]:
     """Every SC09 score of one generated set against reference statistics.
 

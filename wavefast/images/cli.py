@@ -8,7 +8,8 @@
     wavefast sweep-images [--checkpoint IMG] [-o DIR] [-n 256] [--chunk 32] [--worker K --workers W]
                           [--clip-study]                  (resumable; run the workers in parallel)
     wavefast sweep-images [--checkpoint IMG] [-o DIR] --summarize [--clip-study]   (table.md, summary.json)
-    wavefast train-image-classifier [--epochs 2] [--max-minutes M] [--out F] [--stats NPZ]
+    wavefast train-image-classifier [--epochs 2] [--max-minutes M] [--out F] [--stats NPZ] [--seed N]
+        [--widths W1 W2] [--feature-dim D]
 
 ``wavefast eval images DIR`` is the same command inside the ``eval`` group.
 """
@@ -100,8 +101,12 @@ def cmd_sweep_images(args) -> int:
 def cmd_train_image_classifier(args) -> int:
     from .train_classifier import build_classifier_files
 
+    if len(args.widths) != 2 or min(args.widths) < 1 or args.feature_dim < 1:
+        raise WavefastError(f"--widths takes two positive channel counts and --feature-dim a positive size, got "
+                            f"{args.widths} and {args.feature_dim}")
     info = build_classifier_files(args.dataset, args.epochs, max_minutes=args.max_minutes, out=args.out,
-                                  stats=args.stats, log=lambda message: print(message, file=sys.stderr))
+                                  stats=args.stats, log=lambda message: print(message, file=sys.stderr),
+                                  seed=args.seed, widths=tuple(args.widths), feature_dim=args.feature_dim)
     print(json.dumps(info), file=sys.stderr)
     return 0
 
@@ -171,6 +176,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=str(DEFAULT_CLASSIFIER), help="classifier .safetensors (default: the shipped one)")
     p.add_argument("--stats", default=str(DEFAULT_STATS), help="test-split reference statistics .npz "
                                                                "(default: the shipped one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--widths", type=int, nargs=2, default=[16, 32], metavar=("W1", "W2"),
+                   help="channels of the two conv stages (default 16 32)")
+    p.add_argument("--feature-dim", type=int, default=64, help="size of the feature layer FID uses (default 64)")
     p.set_defaults(func=cmd_train_image_classifier)
 
 

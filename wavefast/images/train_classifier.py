@@ -19,14 +19,18 @@ from .classifier import (DEFAULT_CLASSIFIER, DEFAULT_STATS, ClassifierConfig, Im
 
 
 def train_classifier(dataset: str = "fashion-mnist", epochs: float = 2.0, batch_size: int = 128, lr: float = 1e-3,
-                     seed: int = 0, max_minutes: Optional[float] = None, log=print) -> Tuple[ImageClassifier, dict]:
-    """Train the classifier on the train split; returns (model, {test_accuracy, steps, ...})."""
+                     seed: int = 0, max_minutes: Optional[float] = None, log=print,
+                     widths: Tuple[int, int] = (16, 32), feature_dim: int = 64) -> Tuple[ImageClassifier, dict]:
+    """Train the classifier on the train split; returns (model, {test_accuracy, steps, ...}).
+    ``seed``, ``widths`` and ``feature_dim`` other than the defaults make a second, differently
+    initialised and shaped judge (a check on a metric some method was optimised against)."""
     from .data import load_images, to_model_range
 
     torch.manual_seed(seed)
     images, labels = load_images(dataset, "train")
     test_images, test_labels = load_images(dataset, "test")
-    model = ImageClassifier(ClassifierConfig(size=images.shape[1], dataset=dataset))
+    model = ImageClassifier(ClassifierConfig(size=images.shape[1], dataset=dataset, widths=tuple(widths),
+                                             feature_dim=int(feature_dim)))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     total = int(epochs * len(images) / batch_size)
@@ -51,19 +55,21 @@ def train_classifier(dataset: str = "fashion-mnist", epochs: float = 2.0, batch_
     model.eval()
     probs, _ = classify_images(model, test_images)
     accuracy = float((probs.argmax(axis=1) == test_labels).mean())
-    return model, {"test_accuracy": accuracy, "steps": step, "batch_size": batch_size,
+    return model, {"test_accuracy": accuracy, "steps": step, "batch_size": batch_size, "seed": seed,
                    "seconds": round(time.monotonic() - start)}
 
 
 def build_classifier_files(dataset: str = "fashion-mnist", epochs: float = 2.0, max_minutes: Optional[float] = None,
-                           out=DEFAULT_CLASSIFIER, stats=DEFAULT_STATS, log=print) -> dict:
+                           out=DEFAULT_CLASSIFIER, stats=DEFAULT_STATS, log=print, seed: int = 0,
+                           widths: Tuple[int, int] = (16, 32), feature_dim: int = 64) -> dict:
     """Train the classifier, save it to ``out`` (fp16 safetensors, the training figures in its
     metadata) and its test-split reference statistics (``mu``, ``sigma``, ``class_probs``,
     ``count``) to ``stats``; returns the training figures."""
     from ..eval.metrics import save_stats
     from .data import load_images
 
-    model, info = train_classifier(dataset, epochs, max_minutes=max_minutes, log=log)
+    model, info = train_classifier(dataset, epochs, max_minutes=max_minutes, log=log, seed=seed, widths=widths,
+                                   feature_dim=feature_dim)
     save_classifier(model, out, extra_metadata=info)
     test_images, _ = load_images(dataset, "test")
     reference = classifier_reference_stats(model, test_images)
