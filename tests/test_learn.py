@@ -623,3 +623,23 @@ def test_image_data_refuses_images_of_another_shape(tmp_path):
     model = _tiny_image_model()  # 8 x 8
     with pytest.raises(WavefastError, match=r"\(1, 28, 28\) but the model makes \(1, 8, 8\)"):
         ImageData(_image_pack(tmp_path / "p.npz"), model.spec)
+
+
+def test_the_error_bound_learns_a_plan_for_images_no_classifier_takes(tmp_path):
+    import json
+
+    import numpy as np
+
+    from wavefast.cli import main
+    from wavefast.images.checkpoints import save_image_model
+
+    ckpt = save_image_model(_tiny_image_model(), tmp_path / "m.safetensors")  # 8 x 8: no classifier for these
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "p.npz", train_images=rng.uniform(-1, 1, (16, 1, 8, 8)).astype(np.float16),
+             test_images=rng.uniform(-1, 1, (4, 1, 8, 8)).astype(np.float16))
+    out = tmp_path / "eb.json"
+    assert main(["learn-sampler", "--checkpoint", str(ckpt), "--data", str(tmp_path / "p.npz"), "--steps", "3",
+                 "--method", "errbound", "--iters", "5", "--mc-examples", "4", "-o", str(out), "--quiet"]) == 0
+    record = json.loads(out.read_text())["info"]["learned"]
+    assert record["objective"]["name"] == "ddim-error-bound" and record["S"] == 3
+    assert "no image classifier for (1, 8, 8) images" in record["objective"]["heldout"]["skipped"]
