@@ -275,7 +275,8 @@ def test_training_lowers_every_loss_and_resumes_exactly(tmp_path, voiced_pack):
 
 
 # --- ONNX ----------------------------------------------------------------------------------------------
-def test_onnx_graph_equals_torch_given_the_same_tracks_and_vocodes_through_the_front_door(tmp_path):
+@pytest.mark.parametrize("layout,written", [("auto", "sourcefilter-folded"), ("reference", "sourcefilter")])
+def test_onnx_graph_equals_torch_given_the_same_tracks_and_vocodes_through_the_front_door(tmp_path, layout, written):
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
@@ -284,8 +285,9 @@ def test_onnx_graph_equals_torch_given_the_same_tracks_and_vocodes_through_the_f
 
     model = tiny_sf()
     plan = wavefast.resolve_plan(model, "var-quadratic", 3)
-    report = export_onnx(model, plan, tmp_path / "sf.onnx", kappa=1.0)
+    report = export_onnx(model, plan, tmp_path / "sf.onnx", kappa=1.0, layout=layout)
     assert report["parity_error"] <= TOL and report["inputs"] == ["mel", "f0", "voicing", "phase", "x_T", "noise"]
+    assert report["layout"] == written  # the folded residual stack by default; the model's layers on request
     session = ort.InferenceSession(str(tmp_path / "sf.onnx"))
     graph = SourceFilterGraph(model, plan, 1.0)
     for batch, frames in ((1, 5), (3, 40)):  # other shapes than at export

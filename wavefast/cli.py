@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-PyTorch parity check")
     p.add_argument("--layout", default="auto", choices=["auto", "folded", "reference"],
                    help="full-graph layout: folded (fast on CPU for 64+ channels), reference (the model's layers "
-                        "as they are), auto (default: folded for >= 64 residual channels); same outputs")
+                        "as they are), auto (default: folded for source-filter models and DiffWave with >= 64 "
+                        "residual channels); same outputs")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_export)
 

@@ -263,21 +263,30 @@ class SourceFilterDiffWave(nn.Module):
 
     def predict_white_embedded(self, y: torch.Tensor, step_emb: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """:meth:`predict_white` given the step embedding (B, 512) (a constant per step in an exported graph)."""
-        mask = prepared.mask
-        if mask is not None:
-            y = y * mask
-        if prepared.gains is not None:  # work in the whitened domain: w = L^-1 y (approximately)
-            y = apply_envelope(y, 1.0 / prepared.gains, self.hop)
-            if mask is not None:
-                y = y * mask
-        h = F.relu(self.input_conv(haar_analysis(y, self.config.subband_levels)))
+        h = F.relu(self.input_conv(self.stack_input(y, prepared)))
         skip = None
         for layer, term in zip(self.layers, prepared.terms):
             h, s = layer(h, step_emb, term, prepared.band_mask)
             skip = s if skip is None else skip + s
         out = F.relu(self.skip_conv(skip * math.sqrt(1.0 / len(self.layers))))
-        out = haar_synthesis(self.output_conv(out), self.config.subband_levels)
-        return out if mask is None else out * mask
+        return self.stack_output(self.output_conv(out), prepared)
+
+    def stack_input(self, y: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+        """What the residual stack sees of y (B, 1, L): whitened (w = L^-1 y, approximately) and split
+        into subbands, (B, bands, L / bands)."""
+        mask = prepared.mask
+        if mask is not None:
+            y = y * mask
+        if prepared.gains is not None:
+            y = apply_envelope(y, 1.0 / prepared.gains, self.hop)
+            if mask is not None:
+                y = y * mask
+        return haar_analysis(y, self.config.subband_levels)
+
+    def stack_output(self, bands: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+        """The stack's output subbands (B, bands, L / bands) -> z_hat (B, 1, L)."""
+        out = haar_synthesis(bands, self.config.subband_levels)
+        return out if prepared.mask is None else out * prepared.mask
 
     def shape_noise(self, z: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Prior noise ``L z`` from white z (B, 1, L)."""

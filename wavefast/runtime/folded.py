@@ -57,14 +57,17 @@ def _as_2d(weight: torch.Tensor) -> torch.Tensor:
 
 
 class FoldedDenoiser(nn.Module):
-    """eps for step ``i`` of a fixed step list; x is ``(B, 1, 1, L)`` (see module docstring).
+    """eps for step ``i`` of a fixed step list; x is ``(B, in, 1, L)`` (see module docstring).
 
     ``prepare(mel, length)`` -> per-layer ``(filter, gate)`` conditioner terms, each
     ``(B, C, 1, length)`` with the dilated convolution's bias included (None if the model is
-    unconditional); ``forward(x, i, cond_terms)`` -> eps ``(B, 1, 1, L)``.
+    unconditional); ``forward(x, i, cond_terms)`` -> the stack's output ``(B, out, 1, L)``: eps for
+    DiffWave (in = out = 1). For a source-filter model the same stack runs on its subbands
+    (in = out = bands, L = samples / bands), between its Haar analysis and synthesis, with the
+    terms from :meth:`fold_terms`.
     """
 
-    def __init__(self, model: DiffWave, steps: Sequence[float]):
+    def __init__(self, model, steps: Sequence[float]):
         super().__init__()
         model = model.eval()
         cfg = model.config
@@ -72,7 +75,10 @@ class FoldedDenoiser(nn.Module):
         self.channels = c = cfg.residual_channels
         self.layers = k_total = cfg.residual_layers
         self.dilations = [layer.dilated_conv.dilation[0] for layer in model.layers]
-        q = 1.0 if cfg.residual_includes_step else 0.0
+        # the source-filter family's residual stack is DiffWave's with q = 0; its conditioner terms
+        # come from its own prepare (see fold_terms), so only DiffWave's are built here
+        self.makes_terms = isinstance(model, DiffWave) and cfg.conditional
+        q = 1.0 if getattr(cfg, "residual_includes_step", False) else 0.0
         with torch.no_grad():
             dtype = model.input_conv.weight.dtype
             emb = model.embed_steps(torch.tensor([float(t) for t in steps], dtype=dtype))  # (S, 512)
@@ -104,15 +110,23 @@ class FoldedDenoiser(nn.Module):
         self.identity = nn.Parameter(torch.eye(c, dtype=model.input_conv.weight.dtype)[:, :, None, None], requires_grad=False)
         self.skip_conv_weight = nn.Parameter(_as_2d(model.skip_conv.weight), requires_grad=False)
         self.output_weight = nn.Parameter(_as_2d(model.output_conv.weight), requires_grad=False)
-        if cfg.conditional:
+        if self.makes_terms:
             self.cond_filter = nn.ParameterList(
                 nn.Parameter(_as_2d(layer.cond_proj.weight)[:c], requires_grad=False) for layer in model.layers)
             self.cond_gate = nn.ParameterList(
                 nn.Parameter(_as_2d(layer.cond_proj.weight)[c:], requires_grad=False) for layer in model.layers)
 
+    def fold_terms(self, terms: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer conditioner terms (B, 2C, L) made by the model itself (the source-filter family's
+        ``prepare``) -> the (filter, gate) pairs :meth:`forward` takes, each (B, C, 1, L), with the
+        dilated convolution's bias added (once per call, not per step)."""
+        c = self.channels
+        return [((term[:, :c] + self.dilated_bias[k, :c, None]).unsqueeze(2),
+                 (term[:, c:] + self.dilated_bias[k, c:, None]).unsqueeze(2)) for k, term in enumerate(terms)]
+
     def prepare(self, mel: Optional[torch.Tensor], length: int) -> Optional[List[Tuple[torch.Tensor, torch.Tensor]]]:
-        """Per layer (filter, gate) terms ``W_c U(mel) + b_c + b_dilated``, each (B, C, 1, length)."""
-        if not self.model.config.conditional:
+        """Per layer (filter, gate) terms ``W_c U(mel) + b_c + b_dilated``, each (B, C, 1, length) (DiffWave)."""
+        if not self.makes_terms:
             return None
         c = self.channels
         shared = self.model.upsampler(mel) if self.model.upsampler is not None else None

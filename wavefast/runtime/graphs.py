@@ -76,10 +76,12 @@ class SourceFilterGraph(nn.Module):
     :func:`wavefast.audio.pitch.phase_track`.
     """
 
-    def __init__(self, model, plan: SamplingPlan, kappa=None):
+    def __init__(self, model, plan: SamplingPlan, kappa=None, folded: bool = False):
         super().__init__()
         c = PlanCoefficients.from_plan(plan, kappa)
         self.model = model.eval()
+        # folded: the residual stack in the 2-D folded layout of :mod:`.folded` (same function)
+        self.stack = make_denoiser(model, c.steps.tolist(), True) if folded else None
         self.scale_x = c.scale_x.tolist()
         self.eps_weights = c.eps_weights.tolist()
         self.sigmas = c.sigmas.tolist()
@@ -96,11 +98,16 @@ class SourceFilterGraph(nn.Module):
         model = self.model
         length = x_T.shape[-1]
         prep = model.prepare(mel, length, f0=f0, voicing=voicing, phase=phase)
+        terms = self.stack.fold_terms(prep.terms) if self.stack is not None else None
         x = model.shape_noise(x_T[:, None], prep)
         history = []
         for i in range(len(self.scale_x)):
-            emb = self.step_embeddings[i:i + 1].expand(x.shape[0], -1)
-            eps = model.shape_noise(model.predict_white_embedded(x, emb, prep), prep)
+            if self.stack is not None:
+                bands = self.stack(model.stack_input(x, prep).unsqueeze(2), i, terms)[:, :, 0]
+                white = model.stack_output(bands, prep)
+            else:
+                white = model.predict_white_embedded(x, self.step_embeddings[i:i + 1].expand(x.shape[0], -1), prep)
+            eps = model.shape_noise(white, prep)
             if model.config.mel_projection:
                 eps = model.refine_eps(x, eps, self.alpha_bars[i:i + 1], prep)
             history.append(eps)

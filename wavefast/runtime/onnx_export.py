@@ -92,7 +92,9 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
     :mod:`wavefast.runtime.folded`, which ONNX Runtime runs in its blocked CPU kernels;
     ``"reference"`` exports the model's layers as they are (same outputs); ``"auto"`` picks
     folded for models with >= 64 residual channels, where it measured faster on CPU (DiffWave
-    BASE: RTF 2.7 vs 3.8), and reference below (32 channels: 1.03 vs 0.88).
+    BASE: RTF 2.7 vs 3.8), and reference below (32 channels: 1.03 vs 0.88). A source-filter
+    model's residual stack (64 channels on 4 subbands for the default vocoder) is folded unless
+    ``"reference"`` is asked for (the default vocoder: folded 0.78x the reference's time).
 
     The file is written next to its target and renamed after the onnx checker and
     (with ``check``) the ORT-vs-torch parity check pass.
@@ -107,7 +109,7 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
     if getattr(spec.arch, "family", "diffwave") == "sourcefilter":
         if per_step:
             raise WavefastError("--per-step export is for DiffWave models; export the full graph")
-        return _export_sourcefilter(model, plan, path, kappa, check)
+        return _export_sourcefilter(model, plan, path, kappa, check, folded=layout != "reference")
     folded = layout == "folded" or (layout == "auto" and spec.arch.residual_channels >= 64)
     if per_step:
         module = StepGraph(model)
@@ -167,8 +169,9 @@ def _export_onnx_module(module, names, tensors, outputs, dynamic, tmp) -> None:
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
 
 
-def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: bool) -> dict:
-    """The source-filter graph, with its F0 predictor embedded (base64) in the metadata as ``pitch_graph``."""
+def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: bool, folded: bool = True) -> dict:
+    """The source-filter graph, with its F0 predictor embedded (base64) in the metadata as ``pitch_graph``;
+    ``folded``: its residual stack in the folded 2-D layout (the default: measured faster, see export/README.md)."""
     import base64
     import io
 
@@ -177,7 +180,7 @@ def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: b
     from ..fileio import atomic_output
 
     spec = model.spec
-    module = SourceFilterGraph(model, plan, kappa)
+    module = SourceFilterGraph(model, plan, kappa, folded=folded)
     names, tensors = sourcefilter_example_inputs(model, len(module.stochastic))
     frames = {0: "batch", 1: "frames"}
     dynamic = {"mel": {0: "batch", 2: "frames"}, "f0": frames, "voicing": frames, "phase": {0: "batch", 1: "samples"},
@@ -192,7 +195,8 @@ def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: b
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
     pitch_bytes = buffer.getvalue()
     meta = {"wavefast_spec": spec.to_json(), "graph": "full", "plan": json.dumps(plan.to_dict()), "kappa": str(kappa),
-            "stochastic_steps": str(noise_draws(plan, kappa)), "layout": "sourcefilter",
+            "stochastic_steps": str(noise_draws(plan, kappa)),
+            "layout": "sourcefilter-folded" if folded else "sourcefilter",
             "pitch_graph": base64.b64encode(pitch_bytes).decode("ascii")}
     with atomic_output(path, ".onnx") as tmp:
         _export_onnx_module(module, names, tensors, ["audio"], dynamic, tmp)
