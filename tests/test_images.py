@@ -748,3 +748,29 @@ def feature_stats_of(classifier, images):
     from wavefast.eval.metrics import feature_stats
 
     return feature_stats(classify_images_features(classifier, images))
+
+
+def test_the_shipped_ddss_image_plans_belong_to_the_shipped_image_model():
+    """image-ddss-5 / -10 (the DDSS study in the image card) are keyed to the shipped image DDPM, sample it,
+    and are its default plans at S = 5 and 10 when no kappa is asked for; other weights are refused."""
+    import wavefast
+    from wavefast.errors import WavefastError
+    from wavefast.images.generate import generate_images
+    from wavefast.schedules.resolve import default_plan_name
+
+    model = wavefast.load_default("image")
+    for S in (5, 10):
+        plan = wavefast.resolve_plan(model, f"image-ddss-{S}")
+        assert len(plan) == S and "ggdm" in plan.info
+        assert default_plan_name(model, steps=S) == f"image-ddss-{S}"
+        assert default_plan_name(model, steps=S, kappa=1.0) == "var-quadratic"
+    assert default_plan_name(model, steps=20) == "var-quadratic"
+    from wavefast.images.generate import image_plan
+
+    assert image_plan(model, None, 10).name == "image-ddss-10"  # what `wavefast generate --steps 10` runs
+    assert image_plan(model, None, 10, kappa=0.0).name == "var-quadratic"
+    assert len(image_plan(model, None)) == 50  # the image default S
+    images = generate_images(model, 2, schedule=wavefast.resolve_plan(model, "image-ddss-5"), seed=0)
+    assert images.shape == (2, 1, 28, 28) and torch.isfinite(images).all()
+    with pytest.raises(WavefastError, match="for another model"):
+        wavefast.resolve_plan(tiny_image_model(resolution=28), "image-ddss-10")

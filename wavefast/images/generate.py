@@ -28,10 +28,18 @@ log = logging.getLogger("wavefast")
 
 
 def image_plan(model, schedule: Union[str, SamplingPlan, None] = "var-quadratic", steps: Optional[int] = None,
-               method: str = "lgamma", clip_range: bool = False) -> SamplingPlan:
+               method: str = "lgamma", clip_range: bool = False, kappa: Optional[float] = None) -> SamplingPlan:
     """:func:`wavefast.schedules.resolve_plan` with S = 50 (``DEFAULT_IMAGE_STEPS``) when a rule schedule
-    (var-*/step-*) gets no ``steps``: few-step image sampling needs more steps than audio's 6."""
-    schedule = "var-quadratic" if schedule is None else schedule
+    (var-*/step-*) gets no ``steps``: few-step image sampling needs more steps than audio's 6.
+
+    ``schedule=None`` (no plan named) is the same rule as for audio models
+    (:func:`wavefast.schedules.resolve.default_plan_name`): the shipped learned plan made for exactly
+    these weights with that S when no ``kappa`` is asked for (``image-ddss-5`` / ``image-ddss-10`` for
+    the shipped image model), else ``var-quadratic``."""
+    if schedule is None:
+        from ..schedules.resolve import default_plan_name
+
+        schedule = default_plan_name(model, DEFAULT_IMAGE_STEPS if steps is None else steps, kappa)
     if steps is None and isinstance(schedule, str) and schedule in RULE_PLANS:
         steps = DEFAULT_IMAGE_STEPS
     return resolve_plan(model, schedule, steps, method, clip_range)
@@ -78,7 +86,7 @@ def generate_images(model, n: int, steps: Optional[int] = None,
         raise WavefastError(f"number of images must be a positive whole number, got {n!r}")
     if batch_size < 1:
         raise WavefastError(f"batch size must be >= 1, got {batch_size}")
-    plan = image_plan(model, schedule, steps, method, clip_range)
+    plan = image_plan(model, schedule, steps, method, clip_range, kappa)
     kappa = plan_kappa(plan, kappa)
     seeds = item_seeds(seed, int(n))
     device = next(model.parameters()).device
@@ -127,7 +135,7 @@ def generate_image_folder(model, output, n: int, steps: Optional[int] = None,
     if batch_size < 1:
         raise WavefastError(f"--batch-size must be >= 1, got {batch_size}")
     folder, grid = output_paths(output)
-    plan = image_plan(model, schedule, steps, method, clip_range)
+    plan = image_plan(model, schedule, steps, method, clip_range, kappa)
     kappa = plan_kappa(plan, kappa)
     settings = run.run_settings(model, plan, kappa, seed, int(n), batch_size)
     folder.mkdir(parents=True, exist_ok=True)
