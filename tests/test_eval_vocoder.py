@@ -174,3 +174,27 @@ def test_cli_vocoder_table_scores_systems_against_recordings_and_resumes(tmp_pat
     # another spec under the same name starts afresh
     argv[argv.index(f"tiny={tmp_path / 'm.safetensors'}:steps=3")] = f"tiny={tmp_path / 'm.safetensors'}:steps=2"
     assert cli.main(argv) != 0 and "re-vocoded" in capsys.readouterr().err
+
+
+def test_vocoder_table_cells_carry_their_95_percent_intervals():
+    from types import SimpleNamespace
+
+    from wavefast.eval.metrics import mean_confidence_interval
+    from wavefast.eval.vocoder_eval import score_system, table
+
+    sr = 22050
+    ids = [f"LJ001-000{i}" for i in range(1, 7)]
+    refs = {k: _speechlike(0.5, sr, seed=i) for i, k in enumerate(ids)}
+    rng = np.random.default_rng(0)
+    outputs = {k: v + (0.01 + 0.02 * i) * rng.standard_normal(len(v)).astype(np.float32)
+               for i, (k, v) in enumerate(refs.items())}
+    heard = {ids[0]: "a b c", ids[1]: "a b x", ids[2]: "a b c", ids[3]: "x y c", ids[4]: "a b c", ids[5]: "a x c"}
+    scorers = SimpleNamespace(dnsmos=None, recognizer=lambda audio, rate: heard[next(
+        k for k, v in outputs.items() if v is audio or np.array_equal(v, audio))])
+    result = score_system(outputs, sr, refs, transcripts={k: "a b c" for k in ids}, scorers=scorers)
+    per_file = [result["files"][k]["mr_stft"] for k in ids]
+    assert result["summary"]["mr_stft"] == pytest.approx(np.mean(per_file))
+    assert result["intervals"]["mr_stft"] == pytest.approx(mean_confidence_interval(per_file)[1])
+    assert result["summary"]["wer"] == pytest.approx(4 / 18) and result["intervals"]["wer"] > 0
+    row = table({"sys": result}, metrics=("wer", "mr_stft"))
+    assert f"{result['summary']['mr_stft']:.3f} +- {result['intervals']['mr_stft']:.3f}" in row

@@ -12,7 +12,8 @@ table here therefore has, per system:
 
 and the anchors computed the same way on the same utterances: ``real`` (the recording itself),
 ``griffin-lim`` (32 iterations from the same mel, zero training) and ``hifigan-v1`` (when its
-weights are installed). Per-utterance values are averaged; ``wer`` is pooled over utterances.
+weights are installed). Per-utterance values are averaged; ``wer`` is pooled over utterances; each
+comes with the half-width of its 95% interval (``intervals``).
 """
 
 from __future__ import annotations
@@ -84,14 +85,22 @@ def score_system(outputs: Dict[str, np.ndarray], sample_rate: int, references: O
             texts.append(transcripts[ident])
             hyps.append(hyp)
         files[ident] = row
-    summary = {}
+    from .metrics import half_sample_interval, mean_confidence_interval
+
+    summary, intervals = {}, {}
     for key in METRICS:
         values = [r[key] for r in files.values() if r.get(key) is not None and np.isfinite(r[key])]
         if values:
-            summary[key] = float(np.mean(values))
+            summary[key], half = mean_confidence_interval(values)
+            if half is not None:
+                intervals[key] = half
     if texts:
         summary["wer"] = word_error_rate(texts, hyps)
-    return {"summary": summary, "files": files, "n": len(files)}
+        if len(texts) >= 4:  # pooled over utterances: the spread of the pooled rate over random halves
+            lo, hi = half_sample_interval(lambda idx: word_error_rate([texts[i] for i in idx], [hyps[i] for i in idx]),
+                                          len(texts), 200)
+            intervals["wer"] = (hi - lo) / 2.0
+    return {"summary": summary, "intervals": intervals, "files": files, "n": len(files)}
 
 
 def anchor_outputs(mels: Dict[str, "np.ndarray"], sample_rate: int, references: Optional[Dict[str, np.ndarray]] = None,
@@ -113,12 +122,14 @@ def anchor_outputs(mels: Dict[str, "np.ndarray"], sample_rate: int, references: 
 
 
 def table(rows: Dict[str, dict], metrics=("dnsmos", "wer", "gpe", "vde", "mr_stft", "log_mel_l1")) -> str:
-    """A markdown table: one row per system (``rows[name]["summary"]``)."""
+    """A markdown table: one row per system (``rows[name]["summary"]``), each cell ``mean +- h`` with ``h``
+    the half-width of its 95% interval over the n utterances (Student-t for per-utterance means; for the
+    pooled WER, half-sampling over utterances) where one was computed."""
     header = "| system | " + " | ".join(metrics) + " | n |"
     lines = [header, "|" + "---|" * (len(metrics) + 2)]
     for name, result in rows.items():
-        s = result["summary"]
-        cells = [f"{s[m]:.3f}" if m in s else "" for m in metrics]
+        s, h = result["summary"], result.get("intervals", {})
+        cells = [(f"{s[m]:.3f} +- {h[m]:.3f}" if m in h else f"{s[m]:.3f}") if m in s else "" for m in metrics]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {result['n']} |")
     return "\n".join(lines)
 
