@@ -297,3 +297,21 @@ def test_pack_digit_mels_refuses_missing_folders_with_one_line(tmp_path, capsys)
     assert main(["pack-digit-mels", "--fsdd", str(tmp_path / "fsdd"), "--speech-commands", str(tmp_path / "sc"),
                  "-o", str(out)]) == 2
     assert "Speech Commands folder not found" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_sweep_resolves_a_two_stage_models_plans_on_its_mel_stage(tmp_path):
+    """A plan learned for the mel stage is that model's plan: the SC09 sweep of the two-stage generator runs it
+    (it was refused before, checked against the pair's own hash)."""
+    from wavefast.eval.sweep import _run
+    from wavefast.learn.artifacts import learned_plan, save_learned
+    from wavefast.schedules import make_plan
+    from wavefast.schedules.resolve import diffusion_of
+
+    gen = tiny_generator()
+    plan = make_plan(diffusion_of(gen.mel_model), "var-linear", 3)
+    path = save_learned(learned_plan(plan, gen.mel_model, learner="errbound", kappa=0.0, objective={}, init="x"),
+                        tmp_path / "eb3.json")
+    seen = []
+    rows = _run([(str(path), None, 0.0)], lambda p, k: seen.append(p) or {"sampling_s": 0.0, "FID": 1.0},
+                tmp_path / "sweep", {"title": "t"}, ["FID"], gen)
+    assert len(rows) == 1 and rows[0]["S"] == 3 and list(seen[0].steps) == list(plan.steps)

@@ -118,7 +118,8 @@ def _run(configs, evaluate, out_dir: Path, meta: dict, metric_names, model: Diff
             rows.append(done[key])
             continue
         try:
-            plan = plan_for(model, schedule, steps)
+            # a two-stage generator's plans are its mel stage's (a learned plan is keyed to that model)
+            plan = model.mel_plan(schedule, steps) if hasattr(model, "mel_plan") else plan_for(model, schedule, steps)
         except WavefastError as exc:  # e.g. step-quadratic repeating a step at this S
             print(f"wavefast: skipping {key}: {exc}", file=sys.stderr)
             continue
