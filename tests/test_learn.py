@@ -3,6 +3,7 @@
 import json
 import math
 import warnings
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -541,6 +542,90 @@ def test_phase2_alternation_returns_a_new_model_and_a_plan_keyed_to_it():
     check_plan_for_model(plan, run["model"], force=False)
     with pytest.raises(WavefastError, match="for another model"):
         check_plan_for_model(plan, model, force=False)
+
+
+class ShapedPointMassOracle(torch.nn.Module):
+    """A source-filter-like model (prepare / shape_noise / predict_white) that knows its single data
+    point: a mean mu, a shaped prior L = diag(gains), and the exact white draw behind any y_t."""
+
+    def __init__(self, x0, schedule):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.x0, self.schedule = x0, schedule
+        self.mu = 0.3 * torch.sin(torch.arange(x0.shape[-1]) / 7.0).view(1, 1, -1)
+        self.gains = 0.2 + torch.rand(x0.shape[-1], generator=torch.Generator().manual_seed(5)).view(1, 1, -1)
+
+    def prepare(self, mel, length):
+        return SimpleNamespace(mean=self.mu.expand(mel.shape[0], -1, -1))
+
+    def shape_noise(self, z, prep):
+        return self.gains * z
+
+    def predict_white(self, y, t, prep):
+        a = self.schedule.alpha_bar(t.double()).float()[:, None, None]
+        return (y - a.sqrt() * (self.x0 - self.mu)) / ((1 - a).sqrt() * self.gains)
+
+
+def test_error_bound_of_a_source_filter_model_is_measured_in_its_whitened_variable():
+    # y0 = x0 - mu noised with L z, and the Gram of z_hat: an exact oracle's bound is then 0.
+    from wavefast.learn.errbound import accumulate_eps_gram
+
+    x0 = toy_waves(1, 256, 4)
+    oracle = ShapedPointMassOracle(x0, SCHEDULE)
+    grid = grid_steps(SCHEDULE)
+    mel = torch.zeros(3, 80, 1)
+    gram = accumulate_eps_gram(oracle, x0.expand(3, -1, -1), mel, SCHEDULE, grid, torch.Generator().manual_seed(0))
+    plan = make_plan(SCHEDULE, "var-quadratic", 4)
+    assert ErrorBound(SCHEDULE, grid, gram / 3).of_plan(plan) < 1e-4
+    wrong = ShapedPointMassOracle(x0, SCHEDULE)  # the data without its mean removed: z_hat drifts, bound > 0
+    wrong.prepare = lambda mel, length: SimpleNamespace(mean=None)
+    gram = accumulate_eps_gram(wrong, x0.expand(3, -1, -1), mel, SCHEDULE, grid, torch.Generator().manual_seed(0))
+    assert ErrorBound(SCHEDULE, grid, gram / 3).of_plan(plan) > 1e-2
+
+
+class SegmentBatches:
+    """``next_batch(B) -> (audio (B, 1, L), mel (B, 80, frames))``: one fixed voiced segment repeated."""
+
+    def __init__(self, audio, mel):
+        self.audio, self.mel = audio, mel
+
+    def next_batch(self, batch_size):
+        return self.audio.expand(batch_size, -1, -1), self.mel.expand(batch_size, -1, -1)
+
+
+def test_phase2_tunes_a_source_filter_vocoder_in_its_own_loss_on_the_plan_steps_with_f0_frozen():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_sourcefilter import tiny_sf
+    from wavefast.audio.mel import mel_spectrogram
+    from wavefast.learn.phase2 import Phase2Config, check_eps_model, finetune_on_plan, tuned_parameters
+    from wavefast.schedules.resolve import diffusion_of
+
+    from wavefast.models.sourcefilter import SourceFilterDiffWave
+
+    torch.manual_seed(0)  # the family's own initialisation (tiny_sf's large random weights saturate the gates)
+    model = SourceFilterDiffWave(tiny_sf(harmonic_mean=False, mel_projection=True).spec).eval()
+    check_eps_model(model)
+    length = 8 * HOP
+    audio = 0.3 * torch.sin(2 * math.pi * 150 * torch.arange(length) / SR).view(1, 1, -1)
+    mel = mel_spectrogram(audio[0], "tacotron2", SR, 80, HOP)  # the prior's envelope fits the audio
+    plan = make_plan(diffusion_of(model), "var-quadratic", 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    original = model.predict_white
+    model.predict_white = lambda y, t, prep: seen.append(t.clone()) or original(y, t, prep)
+    losses = finetune_on_plan(model, SegmentBatches(audio, mel), plan,
+                              Phase2Config(steps=3, finetune_iters=120, batch_size=4, lr=1e-2),
+                              torch.Generator().manual_seed(0))
+    assert sum(losses[-8:]) < 0.8 * sum(losses[:8])  # one fixed segment: its white noise is learnable
+    used = torch.cat(seen).unique()
+    assert set(used.tolist()) <= {float(torch.tensor(t, dtype=torch.float32)) for t in plan.steps}
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("pitch_net."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("layers."))
+    assert all(p.requires_grad for p in model.parameters())  # the freeze is undone
+    assert len(tuned_parameters(model)) < len(list(model.parameters()))
 
 
 def test_phase2_refuses_models_trained_with_another_objective():

@@ -46,10 +46,12 @@ var-linear, step-linear); the best result is kept, and never one worse than the
 best start. The result is a plain plan: sample with any kappa (the bound is
 derived for kappa = 0).
 
+**Source-filter models** are bounded in their whitened variable (see
+:class:`WhiteDiffusion`): training data enters as ``y0 = x0 - mu`` noised with the
+shaped prior ``L z``, and the Gram matrix is of the white estimates ``z_hat``.
+
 Phase 2 of the paper (fine-tuning the network on the chosen steps, alternating
-with Phase 1) is not done here: it changes the model, which wavefast treats as a
-fixed input (a learned plan is keyed to the model's hash), and belongs with the
-trainer (``wavefast train``).
+with Phase 1) changes the model, so it writes a new model: :mod:`wavefast.learn.phase2`.
 """
 
 from __future__ import annotations
@@ -82,20 +84,67 @@ def grid_steps(schedule: LinearBetaSchedule, max_levels: int = 64) -> torch.Tens
     return torch.linspace(0.0, T - 1.0, max_levels, dtype=torch.float64)
 
 
+class WhiteDiffusion:
+    """One batch's diffusion in the variable where its noise is white: ``(y0, shape_noise, predict)``.
+
+    Plain eps models (DiffWave, image UNets)::
+
+        y0 = x0,   noise = z,   predict(y_t, t) = eps_theta(y_t, t)        z ~ N(0, I)
+
+    Source-filter models (:mod:`wavefast.models.sourcefilter`; ``model.predict_white``)::
+
+        prep = prepare(mel, L),   y0 = x0 - mu (mu: the harmonic mean, detached; 0 without it)
+        noise = L z (the shaped prior),   predict(y_t, t) = z_hat(y_t, t)
+
+    In the whitened variable ``w = L^-1 y`` the source-filter diffusion is ``w_t = sqrt(a) w0 +
+    sqrt(1 - a) z``: a white-noise DDPM whose eps is z, and DDIM on y (linear, L fixed per example)
+    is DDIM on w. So the error bound's Gram matrix of ``z_hat`` is the Euler error measured in w
+    (PriorGrad's Sigma^-1 metric, the model's own training loss), and ``||z_hat - z||^2`` is the
+    model's own diffusion loss. The mel projection (``mel_projection``) acts at sampling time on
+    the shaped eps and is not part of ``predict``.
+    """
+
+    def __init__(self, model, x0: torch.Tensor, cond: Optional[torch.Tensor]):
+        self.model = model
+        device = next(model.parameters()).device
+        self.x0 = x0.to(device)
+        self.white_model = hasattr(model, "predict_white")
+        if self.white_model:
+            if cond is None:
+                raise WavefastError(f"{type(model).__name__} needs its conditioning mel for every example")
+            self.prep = model.prepare(cond.to(device), x0.shape[-1])
+            self.y0 = self.x0 if self.prep.mean is None else self.x0 - self.prep.mean.detach()
+        else:
+            self.prep = model.prepare(cond.to(device), x0.shape[-1]) if cond is not None else None
+            self.y0 = self.x0
+
+    def shape_noise(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.shape_noise(z, self.prep) if self.white_model else z
+
+    def predict(self, y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The model's estimate of the white draw behind ``y_t`` (z_hat, or eps for plain models)."""
+        if self.white_model:
+            return self.model.predict_white(y_t, t, self.prep)
+        return self.model.denoise(y_t, t, self.prep)
+
+
 @torch.no_grad()
 def accumulate_eps_gram(model, x0: torch.Tensor, cond: Optional[torch.Tensor], schedule: LinearBetaSchedule,
                         grid_t: torch.Tensor, generator: torch.Generator, method: str = "lgamma") -> torch.Tensor:
-    """Sum over the batch of ``<eps_k, eps_l> / d``: (K, K) float64 for x0 (B, ...) and one z per example."""
-    device = next(model.parameters()).device
-    x0 = x0.to(device)
+    """Sum over the batch of ``<eps_k, eps_l> / d``: (K, K) float64 for x0 (B, ...) and one z per example.
+
+    eps_k is the white estimate of :class:`WhiteDiffusion` at grid level k (z_hat for source-filter
+    models: the bound is measured in their whitened variable)."""
+    view = WhiteDiffusion(model, x0, cond)
+    device = view.y0.device
     z = torch.randn(x0.shape, generator=generator).to(device)
+    noise = view.shape_noise(z)
     ab = schedule.alpha_bar(grid_t, method)
-    terms = model.prepare(cond.to(device), x0.shape[-1]) if cond is not None else None
     d = x0[0].numel()
     eps = []
     for t, a in zip(grid_t.tolist(), ab.tolist()):
-        x_t = a ** 0.5 * x0 + (1.0 - a) ** 0.5 * z
-        e = model.denoise(x_t, torch.full((x0.shape[0],), t, dtype=torch.float32, device=device), terms)
+        x_t = a ** 0.5 * view.y0 + (1.0 - a) ** 0.5 * noise
+        e = view.predict(x_t, torch.full((x0.shape[0],), t, dtype=torch.float32, device=device))
         eps.append(e.reshape(x0.shape[0], -1).double().cpu())
     E = torch.stack(eps)  # (K, B, d)
     return torch.einsum("kbd,lbd->kl", E, E) / d

@@ -14,9 +14,17 @@ clipping. The alternation is::
     plan_0 = P1(model_0);  model_1 = P2(model_0, plan_0);  plan_1 = P1(model_1);  ...;  plan_R = P1(model_R)
 
 and the result is a *new* model plus the last plan, keyed to the new model's hash (the input
-model is copied, never changed). Models: those trained with this loss, i.e. image UNets and
-plain DiffWave (eps prediction with white noise); a model with another training objective (the
-source-filter vocoder: shaped prior, harmonic mean) is refused rather than tuned with the wrong loss.
+model is copied, never changed).
+
+Models: image UNets and plain DiffWave (eps prediction with white noise, the loss above), and the
+source-filter vocoder (:mod:`wavefast.models.sourcefilter`) in its own training loss restricted to
+the plan's steps, i.e. in its whitened variable (:class:`wavefast.learn.errbound.WhiteDiffusion`)::
+
+    y0 = x0 - mu,   y_t = sqrt(a) y0 + sqrt(1 - a) L z,   loss = mean (z_hat(y_t, t) - z)^2
+
+where Phase 1's bound is measured too. Only the denoiser is tuned there (residual stack, step
+embedding, frame conditioner): the F0 predictor is frozen, since its loss is not a diffusion loss
+and nothing in Phase 2 measures it. Other models are refused rather than tuned with the wrong loss.
 """
 
 from __future__ import annotations
@@ -55,44 +63,63 @@ class Phase2Config:
 
 
 def check_eps_model(model) -> None:
-    """Refuse models whose training loss is not plain eps-prediction with white noise."""
+    """Refuse models whose training loss Phase 2 does not know (see the module docstring)."""
     from ..images.unet import DDPMUNet
     from ..models.diffwave import DiffWave
+    from ..models.sourcefilter import SourceFilterDiffWave
 
-    if type(model) not in (DDPMUNet, DiffWave):
-        raise WavefastError(f"phase 2 fine-tunes eps-prediction models with white noise (image UNets, DiffWave); "
-                            f"{type(model).__name__} trains with another objective, so it is not tuned here")
+    if type(model) not in (DDPMUNet, DiffWave, SourceFilterDiffWave):
+        raise WavefastError(f"phase 2 fine-tunes image UNets, DiffWave and source-filter DiffWave models in their "
+                            f"own diffusion losses; {type(model).__name__} trains with another objective, so it is "
+                            "not tuned here")
+
+
+FROZEN_PREFIXES = ("pitch_net.",)  # not diffusion parameters: Phase 2 leaves them as they are
+
+
+def tuned_parameters(model) -> list:
+    """The parameters Phase 2 changes: all but the F0 predictor's (:data:`FROZEN_PREFIXES`)."""
+    return [p for name, p in model.named_parameters() if not name.startswith(FROZEN_PREFIXES)]
 
 
 def finetune_on_plan(model, data, plan: SamplingPlan, config: Phase2Config, generator: torch.Generator,
                      progress: Optional[Callable[[int, float], None]] = None) -> List[float]:
     """Phase 2 in place on ``model``: ``config.finetune_iters`` Adam steps of the loss in the module docstring.
     ``data.next_batch(B) -> (x0, cond)``. Returns the per-step losses."""
+    from .errbound import WhiteDiffusion
+
     check_eps_model(model)
     device = next(model.parameters()).device
     steps = torch.tensor(plan.steps, dtype=torch.float32)
     alpha_bars = torch.tensor(plan.alpha_bars, dtype=torch.float64)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    params = tuned_parameters(model)
+    tuned = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if id(p) not in tuned]
+    for p in frozen:
+        p.requires_grad_(False)
+    optimizer = torch.optim.Adam(params, lr=config.lr)
     model.train()
     losses = []
-    for k in range(int(config.finetune_iters)):
-        x0, cond = data.next_batch(config.batch_size)
-        x0 = x0.to(device)
-        index = torch.randint(0, len(plan), (x0.shape[0],), generator=generator)
-        a = alpha_bars[index].float().to(device).view(-1, *([1] * (x0.dim() - 1)))
-        eps = torch.randn(x0.shape, generator=generator).to(device)
-        x_t = a.sqrt() * x0 + (1.0 - a).sqrt() * eps
-        t = steps[index].to(device)
-        pred = model(x_t, t) if cond is None else model(x_t, t, cond.to(device))
-        loss = (pred.float() - eps).square().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        if progress is not None:
-            progress(k, losses[-1])
-    model.eval()
+    try:
+        for k in range(int(config.finetune_iters)):
+            x0, cond = data.next_batch(config.batch_size)
+            view = WhiteDiffusion(model, x0, cond)
+            index = torch.randint(0, len(plan), (x0.shape[0],), generator=generator)
+            a = alpha_bars[index].float().to(device).view(-1, *([1] * (x0.dim() - 1)))
+            z = torch.randn(x0.shape, generator=generator).to(device)
+            y_t = a.sqrt() * view.y0 + (1.0 - a).sqrt() * view.shape_noise(z)
+            loss = (view.predict(y_t, steps[index].to(device)).float() - z).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if progress is not None:
+                progress(k, losses[-1])
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        model.eval()
     return losses
 
 
