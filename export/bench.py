@@ -13,6 +13,9 @@ rows of one run hold better than the absolute times.
     python export/bench.py --arch base               # DiffWave BASE size (64 x 30), random weights
     python export/bench.py --backends torch,ort,ort-reference
 
+``--workers N`` adds a row for the ort graph with each utterance cut into N chunks (exact context) run on N
+threads of one intra-op thread each.
+
 Backends: ``torch`` (PyTorch, conditioner hoisted out of the step loop; mixed lengths run as one
 padded batch with every layer masked past each item's end), ``eager`` (PyTorch, the network
 called as is at every step; DiffWave only), ``ort`` (the exported graph in the folded layout ONNX
@@ -108,6 +111,9 @@ def main() -> None:
     parser.add_argument("--peak-gflops", type=float, default=200.0, help="fp32 peak of this machine")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--backends", default="torch,ort", help=f"comma-separated subset of {','.join(BACKENDS)}")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also time the ort graph with each utterance's chunks on this many threads, one "
+                             "intra-op thread each (wavefast.Vocoder(workers=N))")
     args = parser.parse_args()
     backends = args.backends.split(",")
     unknown = sorted(set(backends) - set(BACKENDS))
@@ -143,6 +149,10 @@ def main() -> None:
                     vocoders[name] = (f"onnxruntime CPU ({layout})", wavefast.Vocoder(
                         OnnxBackend(path, providers=["CPUExecutionProvider"], threads=args.threads),
                         chunk_seconds=3600))
+                    if name == "ort" and args.workers > 1:
+                        vocoders["ort-workers"] = (f"ort, {args.workers} chunks x 1 thread", wavefast.Vocoder(
+                            OnnxBackend(path, providers=["CPUExecutionProvider"], threads=1),
+                            chunk_seconds=3600, workers=args.workers))
         except ImportError:
             print("onnxruntime not installed: skipping the ORT rows")
 
@@ -158,7 +168,7 @@ def main() -> None:
         mel = -6 + 2 * torch.randn(batch, spec.n_mels, frames, generator=torch.Generator().manual_seed(0))
         # ORT first: the PyTorch rows leave GBs of freed pages behind that slow a later large run.
         for name in sorted(vocoders, key=lambda n: not n.startswith("ort")):
-            if name in backends:
+            if name in backends or name == "ort-workers":
                 label, voc = vocoders[name]
                 with torch.no_grad():
                     report(label, lengths, timed(lambda: voc(mel, lengths=lengths, seeds=0), args.repeats))

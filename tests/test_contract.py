@@ -107,6 +107,10 @@ def test_every_entry_point_gives_the_same_audio(tmp_path, capsys, kind, kappa):
     assert close(chunked_voc.vocode_long(long_mel, seed=5), whole)
     pieces = [long_mel[:, a:a + k] for a, k in zip((0, 5, 45, 46, 100), (5, 40, 1, 54, 60))]
     assert close(torch.cat(list(chunked_voc.stream(iter(pieces), seed=5))), whole)
+    parallel = Vocoder(model, plan, kappa_arg, chunk_seconds=100, workers=3)  # chunks on 3 threads
+    assert parallel._piece_frames(160) is not None  # the utterance really is split
+    assert close(parallel.vocode_long(long_mel, seed=5), whole)
+    assert close(parallel(long_mel[None], seeds=[5])[0][0], whole)
 
     # ONNX backend (the exported full graph, noise drawn by the same Vocoder)
     pytest.importorskip("onnxruntime")
@@ -119,6 +123,8 @@ def test_every_entry_point_gives_the_same_audio(tmp_path, capsys, kind, kappa):
     for i, ref in enumerate(reference):
         assert close(onnx_batch[i, :lengths[i]], ref)
     assert close(onnx_voc.vocode_long(long_mel, seed=5), whole)
+    onnx_parallel = Vocoder.from_pretrained(tmp_path / "m.onnx", chunk_seconds=100, threads=1, workers=2)
+    assert close(onnx_parallel.vocode_long(long_mel, seed=5), whole)
 
 
 def test_unconditional_entry_points_agree(tmp_path, capsys):

@@ -106,6 +106,9 @@ def test_bad_calls():
         voc(torch.zeros(1, 40, 5) - 5)
     with pytest.raises(WavefastError, match="exactly one backend"):
         Vocoder()
+    for workers in (0, 1.5, True):
+        with pytest.raises(WavefastError, match="workers must be a whole number >= 1"):
+            Vocoder(voc.backend, workers=workers)
 
 
 def test_onnx_backend_behind_the_same_interface(tmp_path):

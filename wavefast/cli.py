@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--chunk-seconds", type=positive_float, default=4.0,
                    help="long inputs are vocoded in chunks of this length with exact context (default 4)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="vocode the chunks of a long input on this many threads (same audio; on CPU use it with "
+                        "--threads 1: the default vocoder, 10 s on 2 cores, --workers 2 --threads 1 takes 0.78x "
+                        "the time of --threads 2)")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_vocode)
 
@@ -319,7 +323,7 @@ def cmd_vocode(args) -> int:
             raise WavefastError("an exported graph fixes its model, plan, kappa and precision; drop --checkpoint, "
                                 "--steps, --plan, --kappa and --dtype with --onnx")
         voc = Vocoder.from_pretrained(args.onnx, device=args.device, threads=args.threads,
-                                      chunk_seconds=args.chunk_seconds)
+                                      chunk_seconds=args.chunk_seconds, workers=args.workers)
     else:
         if args.threads is not None:
             raise WavefastError("--threads applies to --backend onnx")
@@ -331,7 +335,7 @@ def cmd_vocode(args) -> int:
             raise WavefastError("this checkpoint is unconditional; use 'wavefast generate'")
         plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
                         kappa=args.kappa)
-        voc = Vocoder(TorchBackend(model, plan, args.kappa), chunk_seconds=args.chunk_seconds)
+        voc = Vocoder(TorchBackend(model, plan, args.kappa), chunk_seconds=args.chunk_seconds, workers=args.workers)
     spec = voc.spec
     mels, lengths = _read_inputs(inputs, spec)
     bar = tqdm(list(zip(inputs, mels, lengths, outputs)), desc="vocoding", unit="file", disable=len(inputs) == 1)

@@ -16,6 +16,11 @@ F + 2`` (``F``: the frames a frame-rate sub-network reads, e.g. the F0 and harmo
 a source-filter model), and trimmed, equals the unchunked output up to float rounding. F0 and the
 harmonic phase of a source-filter model are computed once over the whole utterance (or, when
 streaming, as frames arrive) and sliced into each window. Memory is bounded by ``chunk + 2 C``.
+Parallel chunks (``workers`` > 1): the chunks of one long utterance are independent, so they run
+concurrently (threads; ONNX Runtime and PyTorch release the GIL), each utterance cut into at least
+``workers`` pieces when each piece still spans ``2 C`` frames. Same audio as one window; on CPU it
+pays with one intra-op thread per worker (small convolutions scale poorly across threads: the
+default vocoder, 10 s, 2 cores: 0.78x the time of one 2-thread window, see export/README.md).
 Streaming latency: a chunk is emitted once ``C`` frames of right context have arrived.
 """
 
@@ -59,7 +64,7 @@ class Vocoder:
     """
 
     def __init__(self, backend=None, plan=None, kappa: Optional[float] = None, *,
-                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS, workers: int = 1):
         if backend is None:
             raise WavefastError("a Vocoder needs exactly one backend: a SamplingBackend, or a torch model (with its "
                                 "plan); see Vocoder.from_pretrained")
@@ -76,6 +81,9 @@ class Vocoder:
         if isinstance(chunk_seconds, bool) or not isinstance(chunk_seconds, (int, float)) or not (
                 math.isfinite(chunk_seconds) and chunk_seconds > 0):
             raise WavefastError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise WavefastError(f"workers must be a whole number >= 1, got {workers!r}")
+        self.workers = workers
         self.hop = self.spec.hop_length
         self.context_frames = backend.context_frames()
         self.chunk_frames = max(1, int(round(chunk_seconds * self.spec.sample_rate / self.hop)))
@@ -124,12 +132,14 @@ class Vocoder:
     def from_pretrained(cls, path=None, *, steps: Optional[int] = None, plan=None, kappa: Optional[float] = None,
                         backend: Optional[str] = None, device=None, dtype=None,
                         chunk_seconds: float = DEFAULT_CHUNK_SECONDS, threads: Optional[int] = None,
+                        workers: int = 1,
                         schedule=None, onnx_path=None, force_plan: bool = False) -> "Vocoder":
         """The shipped default vocoder (``path=None``), a checkpoint, or an exported ``.onnx`` graph.
 
         A ``.onnx`` path (or ``backend="onnx"``) runs in ONNX Runtime; its plan and kappa are
         baked in, so ``steps``/``plan``/``kappa``/``dtype`` are refused there rather than ignored.
-        ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``.
+        ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``. ``workers``: chunks of a
+        long utterance vocoded concurrently (module docstring; on CPU with ``threads=1`` for onnx).
         """
         from .schedules.resolve import plan_keyword
 
@@ -154,7 +164,7 @@ class Vocoder:
             if device not in (None, "auto", "cpu", "cuda"):
                 raise WavefastError(f"the onnx backend picks CUDA or CPU itself; device={device!r} is not supported")
             return cls(OnnxBackend(path, providers=["CPUExecutionProvider"] if device == "cpu" else None,
-                                   threads=threads), chunk_seconds=chunk_seconds)
+                                   threads=threads), chunk_seconds=chunk_seconds, workers=workers)
         from .devices import resolve_device, resolve_dtype
         from .models import load_default, load_model
         from .schedules.resolve import resolve_plan
@@ -165,7 +175,7 @@ class Vocoder:
         model = load_default("vocoder", device=dev) if path is None else load_model(path, device=dev)
         model = model.to(dtype=resolve_dtype(dtype, dev))
         resolved = resolve_plan(model, plan, steps, force=force_plan, kappa=kappa)
-        return cls(TorchBackend(model, resolved, kappa), chunk_seconds=chunk_seconds)
+        return cls(TorchBackend(model, resolved, kappa), chunk_seconds=chunk_seconds, workers=workers)
 
     # --- one window -----------------------------------------------------------------------
     def _window(self, mels: torch.Tensor, frames: int, seeds: Sequence[int], start_frame: int,
@@ -200,15 +210,32 @@ class Vocoder:
                               self._slice_tracks(tracks, lo, upto, self.spec))
         return window[:, (a - lo) * self.hop:(b - lo) * self.hop]
 
+    def _piece_frames(self, frames: int) -> Optional[int]:
+        """The chunk length for an utterance of ``frames`` frames, or None to run it as one window:
+        ``chunk_seconds``, shortened to ``ceil(frames / workers)`` with parallel workers while each
+        piece still spans ``2 C`` frames (shorter pieces would cost more context than they save)."""
+        piece = self.chunk_frames
+        if self.workers > 1 and -(-frames // self.workers) >= 2 * self.context_frames:
+            piece = min(piece, -(-frames // self.workers))
+        elif frames <= self.chunk_frames + 2 * self.context_frames:
+            return None
+        return piece if piece < frames else None
+
     def _whole(self, mel: torch.Tensor, seed: int) -> torch.Tensor:
-        """One checked utterance (n_mels, F) -> (F hop,), chunked when long."""
+        """One checked utterance (n_mels, F) -> (F hop,), chunked when long (chunks run on ``workers`` threads)."""
         frames = mel.shape[-1]
         tracks = self.backend.analyse(mel[None])
-        if frames <= self.chunk_frames + 2 * self.context_frames:
+        piece = self._piece_frames(frames)
+        if piece is None:
             return self._window(mel[None], frames, [seed], 0, self._slice_tracks(tracks, 0, frames, self.spec))[0]
-        pieces = [self._region(mel, tracks, seed, a, min(a + self.chunk_frames, frames), frames)[0]
-                  for a in range(0, frames, self.chunk_frames)]
-        return torch.cat(pieces)
+        starts = range(0, frames, piece)
+        region = lambda a: self._region(mel, tracks, seed, a, min(a + piece, frames), frames)[0]  # noqa: E731
+        if self.workers == 1 or len(starts) == 1:
+            return torch.cat([region(a) for a in starts])
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(starts))) as pool:
+            return torch.cat(list(pool.map(region, starts)))
 
     def vocode_long(self, mel, seed: int = 0) -> torch.Tensor:
         """One utterance (n_mels, frames) in chunks of ``chunk_seconds`` with exact context. (frames*hop,)."""
@@ -253,7 +280,7 @@ class Vocoder:
             raise WavefastError(f"lengths must lie in [1, {frames}] frames, got {lengths}")
         checked = [self._check(mels[i, :, :lengths[i]], f"mel of item {i}")[0] for i in range(batch)]
         audio = torch.zeros(batch, frames * self.hop)
-        short = [i for i, n in enumerate(lengths) if n <= self.chunk_frames + 2 * self.context_frames]
+        short = [i for i, n in enumerate(lengths) if self._piece_frames(n) is None]
         for i in sorted(set(range(batch)) - set(short)):  # long items: chunked, one by one
             audio[i, :lengths[i] * self.hop] = self._whole(checked[i], seeds[i])
         groups = [short] if self.backend.supports_lengths else \
