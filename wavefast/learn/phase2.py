@@ -94,8 +94,8 @@ def finetune_on_plan(model, data, plan: SamplingPlan, config: Phase2Config, gene
     alpha_bars = torch.tensor(plan.alpha_bars, dtype=torch.float64)
     params = tuned_parameters(model)
     tuned = {id(p) for p in params}
-    frozen = [p for p in model.parameters() if id(p) not in tuned]
-    for p in frozen:
+    frozen = [(p, p.requires_grad) for p in model.parameters() if id(p) not in tuned]
+    for p, _ in frozen:
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(params, lr=config.lr)
     model.train()
@@ -117,8 +117,8 @@ def finetune_on_plan(model, data, plan: SamplingPlan, config: Phase2Config, gene
             if progress is not None:
                 progress(k, losses[-1])
     finally:
-        for p in frozen:
-            p.requires_grad_(True)
+        for p, flag in frozen:  # as the caller had them
+            p.requires_grad_(flag)
         model.eval()
     return losses
 
