@@ -774,3 +774,57 @@ def test_the_shipped_ddss_image_plans_belong_to_the_shipped_image_model():
     assert images.shape == (2, 1, 28, 28) and torch.isfinite(images).all()
     with pytest.raises(WavefastError, match="for another model"):
         wavefast.resolve_plan(tiny_image_model(resolution=28), "image-ddss-10")
+
+
+def _labelled_pack(path, shape=(4, 8, 12), n_train=96, n_test=32, layout=False):
+    """A labelled image pack of two classes told apart by where a bright bar lies in time."""
+    import json
+
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        labels = np.arange(n) % 2
+        x = rng.uniform(-1, -0.6, (n,) + shape).astype(np.float32)
+        for i, label in enumerate(labels):
+            x[i, :, :, slice(0, 4) if label == 0 else slice(6, 10)] = 0.9
+        return x.astype(np.float16), labels.astype(np.int64)
+
+    (tr, trl), (te, tel) = make(n_train), make(n_test)
+    arrays = dict(train_images=tr, train_labels=trl, test_images=te, test_labels=tel)
+    if layout:
+        arrays["layout"] = np.array(json.dumps({"n_mels": 2 * shape[1], "frames": 2 * shape[2], "factor": 2}))
+    np.savez(path, **arrays)
+    return path
+
+
+def test_the_classifier_trains_on_a_labelled_pack_of_non_square_images(tmp_path):
+    from wavefast.images.classifier import ClassifierConfig, classify_images, load_classifier
+    from wavefast.images.train_classifier import build_classifier_files
+
+    pack = _labelled_pack(tmp_path / "p.npz", layout=True)
+    out = tmp_path / "c.safetensors"
+    info = build_classifier_files(str(pack), epochs=30, out=out, stats=None, log=lambda m: None)
+    assert info["test_accuracy"] >= 0.95 and not (tmp_path / "s.npz").exists()
+    model = load_classifier(out)
+    assert model.config.input_shape == (4, 8, 12) and model.config.dataset == "p.npz"
+    probs, features = classify_images(model, torch.zeros(3, 4, 8, 12))
+    assert probs.shape == (3, 10) and features.shape == (3, 64)
+    with pytest.raises(WavefastError, match=r"takes images of shape \(4, 8, 12\); got \(3, 4, 12, 8\)"):
+        classify_images(model, torch.zeros(3, 4, 12, 8))
+    # a config written before non-square images existed still reads as square
+    assert ClassifierConfig.from_json('{"in_channels": 1, "size": 28, "widths": [16, 32], "feature_dim": 64, '
+                                      '"classes": 10, "dataset": "fashion-mnist"}').input_shape == (1, 28, 28)
+
+
+def test_cli_train_image_classifier_on_a_pack_needs_an_output_and_labels(tmp_path, capsys):
+    from wavefast.cli import main
+
+    pack = _labelled_pack(tmp_path / "p.npz")
+    assert main(["train-image-classifier", "--dataset", str(pack)]) == 2
+    assert "--out is required with --dataset" in capsys.readouterr().err
+    unlabelled = tmp_path / "u.npz"
+    with np.load(pack) as data:
+        np.savez(unlabelled, train_images=data["train_images"], test_images=data["test_images"])
+    assert main(["train-image-classifier", "--dataset", str(unlabelled), "--out", str(tmp_path / "c.safetensors")]) == 2
+    assert "has no labels ('train_labels')" in capsys.readouterr().err
+    assert not (tmp_path / "c.safetensors").exists()

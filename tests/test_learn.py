@@ -727,4 +727,22 @@ def test_the_error_bound_learns_a_plan_for_images_no_classifier_takes(tmp_path):
                  "--method", "errbound", "--iters", "5", "--mc-examples", "4", "-o", str(out), "--quiet"]) == 0
     record = json.loads(out.read_text())["info"]["learned"]
     assert record["objective"]["name"] == "ddim-error-bound" and record["S"] == 3
-    assert "no image classifier for (1, 8, 8) images" in record["objective"]["heldout"]["skipped"]
+    assert "no shipped image classifier takes (1, 8, 8) images" in record["objective"]["heldout"]["skipped"]
+
+
+def test_ddss_features_of_the_digit_mel_stage_come_from_the_shipped_digit_mel_classifier():
+    from types import SimpleNamespace
+
+    from wavefast.learn.ddss import image_features
+    from wavefast.models.default_models import default_path
+
+    if not default_path("digit-mel-classifier").is_file():
+        pytest.skip("no shipped digit mel classifier")
+    features, name = image_features(SimpleNamespace(image_shape=(16, 20, 22)))
+    assert name == "digit-mel-classifier"
+    x = torch.zeros(2, 16, 20, 22, requires_grad=True)
+    out = features(x)
+    assert out.shape == (2, 64)
+    out.sum().backward()  # differentiable: DDSS backpropagates through it
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in features.parameters())  # the extractor stays frozen

@@ -1,10 +1,10 @@
 """The small image classifier behind classifier FID / IS (the SC09 protocol of the DiffWave paper
 moved to images)::
 
-    image      (N, 1, 28, 28) in [-1, 1]
-    network    conv3x3(1->16) ReLU conv3x3(16->16) ReLU maxpool2
+    image      (N, C, H, W) in [-1, 1]; the shipped one (N, 1, 28, 28)
+    network    conv3x3(C->16) ReLU conv3x3(16->16) ReLU maxpool2
                conv3x3(16->32) ReLU conv3x3(32->32) ReLU maxpool2
-               flatten (32*7*7) -> linear 64 -> ReLU      = features (N, 64)  (FID)
+               flatten (32*(H//4)*(W//4)) -> linear 64 -> ReLU = features (N, 64)  (FID)
                dropout -> linear 10 -> softmax            = p(y|x) (N, 10)     (IS)
     FID        Frechet distance between N(mu, Sigma) of the generated features and of the
                Fashion-MNIST *test* split (10,000 images; statistics shipped as .npz)
@@ -17,7 +17,10 @@ FID is biased upwards at small N: compare settings at equal N, and read
 
 The shipped weights are ``default_path("image-classifier")`` (:mod:`wavefast.models.default_models`);
 ``wavefast train-image-classifier`` (:mod:`.train_classifier`) rebuilds them and the reference
-statistics ``DEFAULT_STATS``.
+statistics ``DEFAULT_STATS``. The same network trained on the digit mel pack's labelled
+(16, 20, 22) mel images is ``default_path("digit-mel-classifier")``: the feature extractor of
+DDSS on the digit generator's mel stage (a training objective, never the judge: the digit
+scores come from the SC09 classifier on audio).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ CLASSIFIER_KEY = "wavefast_image_classifier"
 @dataclass(frozen=True)
 class ClassifierConfig:
     in_channels: int = 1
-    size: int = 28
+    size: int = 28  # image height (and width, unless ``width`` is set)
+    width: Optional[int] = None
     widths: Tuple[int, int] = (16, 32)
     feature_dim: int = 64
     classes: int = 10
@@ -59,21 +63,27 @@ class ClassifierConfig:
         data["widths"] = tuple(data["widths"])
         return cls(**data)
 
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        """(C, H, W) of the images the classifier takes."""
+        return (self.in_channels, self.size, self.width or self.size)
+
 
 class ImageClassifier(nn.Module):
-    """Small CNN: images (N, C, size, size) in [-1, 1] -> (logits (N, classes), features (N, feature_dim))."""
+    """Small CNN: images (N, C, H, W) in [-1, 1] -> (logits (N, classes), features (N, feature_dim))."""
 
     def __init__(self, config: ClassifierConfig = ClassifierConfig()):
         super().__init__()
         self.config = config
         w1, w2 = config.widths
-        if config.size % 4:
-            raise WavefastError(f"classifier input size must be divisible by 4, got {config.size}")
+        _, height, width = config.input_shape
+        if min(height, width) < 4:
+            raise WavefastError(f"classifier images must be at least 4 x 4 pixels, got {height} x {width}")
         self.convs = nn.Sequential(
             nn.Conv2d(config.in_channels, w1, 3, padding=1), nn.ReLU(), nn.Conv2d(w1, w1, 3, padding=1), nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(w1, w2, 3, padding=1), nn.ReLU(), nn.Conv2d(w2, w2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.embed = nn.Linear(w2 * (config.size // 4) ** 2, config.feature_dim)
+        self.embed = nn.Linear(w2 * (height // 4) * (width // 4), config.feature_dim)
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(config.feature_dim, config.classes)
 
@@ -129,9 +139,8 @@ def _as_model_input(images, config: ClassifierConfig) -> torch.Tensor:
         x = x.float() / 127.5 - 1.0
     else:
         x = torch.as_tensor(images).float()
-    if x.dim() != 4 or x.shape[1:] != (config.in_channels, config.size, config.size):
-        raise WavefastError(f"the classifier takes images of shape ({config.in_channels}, {config.size}, "
-                            f"{config.size}); got {tuple(x.shape)}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != config.input_shape:
+        raise WavefastError(f"the classifier takes images of shape {config.input_shape}; got {tuple(x.shape)}")
     return x
 
 

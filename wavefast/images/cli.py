@@ -99,13 +99,20 @@ def cmd_sweep_images(args) -> int:
 
 
 def cmd_train_image_classifier(args) -> int:
+    from .classifier import DEFAULT_CLASSIFIER, DEFAULT_STATS
     from .train_classifier import build_classifier_files
 
     if len(args.widths) != 2 or min(args.widths) < 1 or args.feature_dim < 1:
         raise WavefastError(f"--widths takes two positive channel counts and --feature-dim a positive size, got "
                             f"{args.widths} and {args.feature_dim}")
-    info = build_classifier_files(args.dataset, args.epochs, max_minutes=args.max_minutes, out=args.out,
-                                  stats=args.stats, log=lambda message: print(message, file=sys.stderr),
+    out, stats = args.out, args.stats
+    if args.dataset != "fashion-mnist" and out is None:
+        raise WavefastError(f"--out is required with --dataset {args.dataset} (the default file is the shipped "
+                            "Fashion-MNIST classifier's)")
+    if args.dataset == "fashion-mnist":
+        out, stats = out or str(DEFAULT_CLASSIFIER), stats or str(DEFAULT_STATS)
+    info = build_classifier_files(args.dataset, args.epochs, max_minutes=args.max_minutes, out=out,
+                                  stats=stats, log=lambda message: print(message, file=sys.stderr),
                                   seed=args.seed, widths=tuple(args.widths), feature_dim=args.feature_dim)
     print(json.dumps(info), file=sys.stderr)
     return 0
@@ -170,12 +177,14 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("train-image-classifier", help="train the image classifier behind FID / IS and write "
                                                              "its reference statistics")
-    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="fashion-mnist (default), mnist-5k or a labelled .npz image pack (the digit mel pack)")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall-clock time")
-    p.add_argument("--out", default=str(DEFAULT_CLASSIFIER), help="classifier .safetensors (default: the shipped one)")
-    p.add_argument("--stats", default=str(DEFAULT_STATS), help="test-split reference statistics .npz "
-                                                               "(default: the shipped one)")
+    p.add_argument("--out", help="classifier .safetensors (default for fashion-mnist: the shipped one; required "
+                                 "otherwise)")
+    p.add_argument("--stats", help="test-split reference statistics .npz (default for fashion-mnist: the shipped "
+                                   "one; otherwise none unless given)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--widths", type=int, nargs=2, default=[16, 32], metavar=("W1", "W2"),
                    help="channels of the two conv stages (default 16 32)")

@@ -151,6 +151,24 @@ def load_image_pack(path, split: str = "train"):
     return images, layout
 
 
+def labelled_split(dataset: str, split: str = "train"):
+    """(images float32 (N, C, H, W) in model range, labels int64 (N,), layout or None) of one split of
+    a named data set or of an ``.npz`` image pack holding ``{split}_labels`` (the digit mel pack does)."""
+    if not str(dataset).endswith(".npz"):
+        images, labels = load_images(str(dataset), split)
+        return to_model_range(images), labels, None
+    images, layout = load_image_pack(dataset, split)
+    with np.load(dataset, allow_pickle=False) as pack:
+        key = f"{split}_labels"
+        if key not in pack.files:
+            raise WavefastError(f"{dataset} has no labels ('{key}'): a classifier needs a labelled pack such as "
+                                "'wavefast pack-digit-mels' writes")
+        labels = np.asarray(pack[key], dtype=np.int64)
+    if labels.shape != (len(images),):
+        raise WavefastError(f"{dataset}: {key} has shape {labels.shape}, expected ({len(images)},)")
+    return images, labels, layout
+
+
 def image_split(dataset: str, split: str = "train") -> torch.Tensor:
     """One split of a named data set (:data:`DATASETS`) or of an ``.npz`` image pack
     (:func:`load_image_pack`) as float32 (N, C, H, W) in model range [-1, 1]."""

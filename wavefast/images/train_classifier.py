@@ -1,7 +1,9 @@
 """Building the shipped image classifier (``wavefast train-image-classifier``).
 
 :func:`train_classifier` trains :class:`~.classifier.ImageClassifier` on a data set's train split
-(Adam, random shifts of up to 2 pixels); :func:`build_classifier_files` also writes the weights
+(Adam, random shifts of up to 2 pixels; along time only for a mel-image pack, where a shift
+across mel bins would move formants); ``dataset`` is a named data set or a labelled ``.npz``
+image pack (the digit mel pack); :func:`build_classifier_files` also writes the weights
 (``DEFAULT_CLASSIFIER``) and the FID reference statistics of the test split (``DEFAULT_STATS``).
 """
 
@@ -24,13 +26,18 @@ def train_classifier(dataset: str = "fashion-mnist", epochs: float = 2.0, batch_
     """Train the classifier on the train split; returns (model, {test_accuracy, steps, ...}).
     ``seed``, ``widths`` and ``feature_dim`` other than the defaults make a second, differently
     initialised and shaped judge (a check on a metric some method was optimised against)."""
-    from .data import load_images, to_model_range
+    from pathlib import Path
+
+    from .data import labelled_split
 
     torch.manual_seed(seed)
-    images, labels = load_images(dataset, "train")
-    test_images, test_labels = load_images(dataset, "test")
-    model = ImageClassifier(ClassifierConfig(size=images.shape[1], dataset=dataset, widths=tuple(widths),
-                                             feature_dim=int(feature_dim)))
+    images, labels, layout = labelled_split(dataset, "train")
+    test_images, test_labels, _ = labelled_split(dataset, "test")
+    channels, height, width = images.shape[1:]
+    name = Path(dataset).name if str(dataset).endswith(".npz") else dataset
+    model = ImageClassifier(ClassifierConfig(in_channels=channels, size=height, width=None if width == height else width,
+                                             dataset=name, widths=tuple(widths), feature_dim=int(feature_dim),
+                                             classes=max(10, int(labels.max()) + 1)))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     total = int(epochs * len(images) / batch_size)
@@ -38,10 +45,10 @@ def train_classifier(dataset: str = "fashion-mnist", epochs: float = 2.0, batch_
     step = 0
     for step in range(1, total + 1):
         index = torch.randint(0, len(images), (batch_size,), generator=g)
-        x = to_model_range(images[index.numpy()])
-        # light augmentation: random shifts of up to 2 pixels
+        x = images[index]
+        # light augmentation: random shifts of up to 2 pixels (time only for mel images)
         dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
-        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        x = torch.roll(x, shifts=(0 if layout is not None else dy, dx), dims=(2, 3))
         model.train()
         logits, _ = model(x)
         loss = F.cross_entropy(logits, torch.from_numpy(labels[index.numpy()]))
@@ -64,14 +71,15 @@ def build_classifier_files(dataset: str = "fashion-mnist", epochs: float = 2.0, 
                            widths: Tuple[int, int] = (16, 32), feature_dim: int = 64) -> dict:
     """Train the classifier, save it to ``out`` (fp16 safetensors, the training figures in its
     metadata) and its test-split reference statistics (``mu``, ``sigma``, ``class_probs``,
-    ``count``) to ``stats``; returns the training figures."""
+    ``count``) to ``stats`` (unless None); returns the training figures."""
     from ..eval.metrics import save_stats
-    from .data import load_images
+    from .data import labelled_split
 
     model, info = train_classifier(dataset, epochs, max_minutes=max_minutes, log=log, seed=seed, widths=widths,
                                    feature_dim=feature_dim)
     save_classifier(model, out, extra_metadata=info)
-    test_images, _ = load_images(dataset, "test")
-    reference = classifier_reference_stats(model, test_images)
-    save_stats(stats, **reference, split=np.array("test"), dataset=np.array(dataset))
+    if stats is not None:
+        test_images = labelled_split(dataset, "test")[0]
+        reference = classifier_reference_stats(model, test_images)
+        save_stats(stats, **reference, split=np.array("test"), dataset=np.array(str(dataset)))
     return info

@@ -26,6 +26,9 @@ Objectives (lower is better):
   model makes 1 s clips at 16 kHz and the classifier weights load, else "log-mel
   statistics": per-bin mean and standard deviation over frames of the Tacotron-2
   log-mel (2 x 80 dims), standardised with the real clips' statistics.
+- image models: the same kernel distance on the penultimate features of the shipped image
+  classifier that takes the model's images (Fashion-MNIST images; the digit mel stage's
+  folded log-mels), see :func:`image_features`.
 
 Runs are resumable: the sampler parameters, the Adam state, the step, the data
 position and the best held-out parameters are saved atomically every
@@ -191,18 +194,26 @@ class ImageFeatures(torch.nn.Module):
 
 
 def image_features(spec, kind: str = "auto") -> Tuple[ImageFeatures, str]:
-    """(features module, description) for an image model; the shipped image classifier must take its images."""
+    """(features module, description) for an image model: the first shipped image classifier that
+    takes its images (the Fashion-MNIST one for 28 x 28 images, the digit mel one for the digit
+    generator's (16, 20, 22) mel images)."""
     from ..images.classifier import load_classifier
+    from ..models.default_models import default_path
 
     if kind != "auto":
         raise WavefastError(f"feature extractor {kind!r} is for audio models; image models use the image "
                             "classifier's features (features 'auto')")
-    classifier = load_classifier()
-    wanted = (classifier.config.in_channels, classifier.config.size, classifier.config.size)
-    if tuple(spec.image_shape) != wanted:
-        raise WavefastError(f"no image classifier for {tuple(spec.image_shape)} images: the shipped one takes "
-                            f"{wanted} (Fashion-MNIST-shaped) images")
-    return ImageFeatures(classifier), "image-classifier"
+    offered = []
+    for name in ("image-classifier", "digit-mel-classifier"):
+        path = default_path(name)
+        if not path.is_file():
+            continue
+        classifier = load_classifier(path)
+        if tuple(spec.image_shape) == classifier.config.input_shape:
+            return ImageFeatures(classifier), name
+        offered.append(f"{name} {classifier.config.input_shape}")
+    raise WavefastError(f"no shipped image classifier takes {tuple(spec.image_shape)} images (shipped: "
+                        f"{', '.join(offered) or 'none'}); train one with 'wavefast train-image-classifier'")
 
 
 class KernelObjective:

@@ -7,7 +7,9 @@ Kinds (``wavefast.load_default(kind)``):
   (an image model over log-mels) and the default vocoder, as a
   :class:`wavefast.digits.generator.TwoStageGenerator` (16 kHz, one-second clips);
 - ``image``: the Fashion-MNIST DDPM of the image path (``image_fmnist_tiny.safetensors``);
-- ``sc09-classifier`` / ``image-classifier``: the evaluation classifiers.
+- ``sc09-classifier`` / ``image-classifier``: the evaluation classifiers;
+- ``digit-mel-classifier``: the image classifier of the digit mel stage's (16, 20, 22) images,
+  DDSS's feature extractor for that stage (an objective, not a judge).
 
 Weights live in ``wavefast/models/weights/`` with model cards in ``wavefast/models/cards/``.
 If an audio model's weights are missing (a development checkout before training), a small
@@ -28,7 +30,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CARDS_DIR = Path(__file__).resolve().parent / "cards"
 DEFAULT_FILES = {"vocoder": "vocoder.safetensors", "sc09": "sc09_mel.safetensors",
                  "image": "image_fmnist_tiny.safetensors", "sc09-classifier": "sc09_classifier.safetensors",
-                 "image-classifier": "image_fmnist_classifier.safetensors"}
+                 "image-classifier": "image_fmnist_classifier.safetensors",
+                 "digit-mel-classifier": "digit_mel_classifier.safetensors"}
 KINDS = tuple(DEFAULT_FILES)
 
 
@@ -69,7 +72,7 @@ def load_default(kind: str, device=None):
         from ..eval.classifier import load_sc09_classifier
 
         return load_sc09_classifier(path, device=device or "cpu")
-    if kind == "image-classifier":
+    if kind in ("image-classifier", "digit-mel-classifier"):
         from ..images.classifier import load_classifier
 
         return load_classifier(path, device=device or "cpu")
