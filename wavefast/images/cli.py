@@ -173,8 +173,6 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default="fashion-mnist", help="real images for --summarize (same-N floor, KID)")
     p.set_defaults(func=cmd_sweep_images)
 
-    from .classifier import DEFAULT_CLASSIFIER, DEFAULT_STATS
-
     p = subparsers.add_parser("train-image-classifier", help="train the image classifier behind FID / IS and write "
                                                              "its reference statistics")
     p.add_argument("--dataset", default="fashion-mnist",
