@@ -739,10 +739,16 @@ def test_ddss_features_of_the_digit_mel_stage_come_from_the_shipped_digit_mel_cl
     if not default_path("digit-mel-classifier").is_file():
         pytest.skip("no shipped digit mel classifier")
     features, name = image_features(SimpleNamespace(image_shape=(16, 20, 22)))
-    assert name == "digit-mel-classifier"
+    assert name == "digit-mel-classifier-standardised"
     x = torch.zeros(2, 16, 20, 22, requires_grad=True)
     out = features(x)
     assert out.shape == (2, 64)
     out.sum().backward()  # differentiable: DDSS backpropagates through it
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(not p.requires_grad for p in features.parameters())  # the extractor stays frozen
+    real = torch.rand(40, 16, 20, 22) * 2 - 1
+    z = features.fit(real)(real).detach()  # standardised with the real images' statistics
+    assert z.shape == (40, 64) and z.mean(0).abs().max() < 1e-4
+    assert z.var(0).mean() == pytest.approx(1.0, rel=1e-4)  # one scale: the mean feature variance is 1
+    raw = features.classifier(real)[1]
+    assert torch.allclose(z * features.std + features.mean, raw, atol=1e-4)  # centred and scaled, not reshaped
