@@ -59,3 +59,22 @@ def test_sweep_cli(tmp_path, capsys):
     assert code == 0 and "| var-linear | 2 | 1 |" in capsys.readouterr().out
     assert main(["sweep", "sc09", "--checkpoint", str(ckpt), "-o", str(tmp_path / "x")]) == 2
     assert "is a vocoder" in capsys.readouterr().err
+
+
+def test_a_sweep_resumed_with_other_configurations_keeps_the_earlier_rows_and_refuses_another_protocol(tmp_path):
+    from wavefast.errors import WavefastError
+
+    model = _vocoder()
+    ref = (0.1 * np.sin(np.arange(4096) / 7.0)).astype(np.float32)
+    first = configurations(["var-quadratic"], [2], [0.0], full_chain=False)
+    second = configurations(["step-linear"], [3], [0.0], full_chain=False)
+    vocoder_sweep(model, [("u", ref)], tmp_path, first, mos=False)
+    rows = vocoder_sweep(model, [("u", ref)], tmp_path, second, mos=False)
+    assert [r["key"] for r in rows] == ["step-linear|3|0"]  # this run's rows
+    saved = json.loads((tmp_path / "sweep.json").read_text())["rows"]
+    assert [r["key"] for r in saved] == ["step-linear|3|0", "var-quadratic|2|0"]  # the earlier row is kept
+    assert "| var-quadratic | 2 | 0 |" in (tmp_path / "sweep.md").read_text()
+    before = (tmp_path / "sweep.json").read_text()
+    with pytest.raises(WavefastError, match="holds a sweep of another protocol .*seed 0 there, 1 now"):
+        vocoder_sweep(model, [("u", ref)], tmp_path, first, mos=False, seed=1)
+    assert (tmp_path / "sweep.json").read_text() == before

@@ -110,6 +110,7 @@ def _run(configs, evaluate, out_dir: Path, meta: dict, metric_names, model: Diff
     from tqdm.auto import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_protocol(out_dir / "sweep.json", meta)
     done = _load_done(out_dir / "sweep.json")
     rows = []
     for schedule, steps, kappa in tqdm(configs, desc="sweep", unit="config"):
@@ -126,14 +127,29 @@ def _run(configs, evaluate, out_dir: Path, meta: dict, metric_names, model: Diff
         scores = evaluate(plan, kappa)
         rows.append({"key": key, "schedule": schedule, "S": len(plan), "kappa": kappa,
                      "wall_s": scores.pop("sampling_s"), **scores})
-        _save(out_dir, rows + _anchors(done), meta, metric_names)
-    _save(out_dir, rows + _anchors(done), meta, metric_names)
+        _save(out_dir, rows + _earlier(done, rows), meta, metric_names)
+    _save(out_dir, rows + _earlier(done, rows), meta, metric_names)
     return rows
 
 
-def _anchors(done: Dict[str, dict]) -> List[dict]:
-    """Anchor rows (:func:`sc09_anchor_rows`) of an earlier run: kept when the sweep resumes."""
-    return [row for key, row in done.items() if key.startswith("anchor|")]
+def _check_same_protocol(path: Path, meta: dict) -> None:
+    """A folder's finished rows are reused only under the same protocol (the meta's fields other
+    than the title: samples, seed, utterances); refuse to mix rows of another one."""
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text()).get("meta", {})
+    differ = {k: (saved[k], v) for k, v in meta.items() if k != "title" and k in saved and saved[k] != v}
+    if differ:
+        what = ", ".join(f"{k} {a!r} there, {b!r} now" for k, (a, b) in differ.items())
+        raise WavefastError(f"{path.parent} holds a sweep of another protocol ({what}); pick another output folder")
+
+
+def _earlier(done: Dict[str, dict], rows: List[dict]) -> List[dict]:
+    """Rows of earlier runs in the folder that this run does not list (other configurations, the
+    anchor rows of :func:`sc09_anchor_rows`): kept in the table when the sweep resumes with another
+    list, so finished work is never dropped."""
+    mine = {row["key"] for row in rows}
+    return [row for key, row in done.items() if key not in mine]
 
 
 def vocoder_sweep(model: DiffWave, utterances: Sequence[Tuple[str, np.ndarray]], out_dir, configs,
