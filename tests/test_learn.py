@@ -752,3 +752,31 @@ def test_ddss_features_of_the_digit_mel_stage_come_from_the_shipped_digit_mel_cl
     assert z.var(0).mean() == pytest.approx(1.0, rel=1e-4)  # one scale: the mean feature variance is 1
     raw = features.classifier(real)[1]
     assert torch.allclose(z * features.std + features.mean, raw, atol=1e-4)  # centred and scaled, not reshaped
+
+
+def test_ddss_auto_logmel_features_add_the_mel_statistics_of_a_mel_image_model():
+    from types import SimpleNamespace
+
+    from wavefast.images.mel_image import EXTRA_KEY, MelImageLayout
+    from wavefast.learn.ddss import clip_features, image_features
+    from wavefast.models.default_models import default_path
+
+    if not default_path("digit-mel-classifier").is_file():
+        pytest.skip("no shipped digit mel classifier")
+    layout = MelImageLayout()
+    spec = SimpleNamespace(image_shape=(16, 20, 22), extra={EXTRA_KEY: layout.to_dict()})
+    features, name = image_features(spec, "auto+logmel")
+    assert name == "digit-mel-classifier-standardised+logmel"
+    torch.manual_seed(0)
+    real = torch.rand(24, 16, 20, 22) * 2 - 1
+    z = features.fit(real)(real).detach()
+    assert z.shape == (24, 64 + 2 * 80) and z.mean(0).abs().max() < 1e-4
+    assert z[:, :64].var(0).mean() == pytest.approx(1.0, rel=1e-4)  # each part has its own scale
+    assert z[:, 64:].var(0).mean() == pytest.approx(1.0, rel=1e-4)
+    mel = layout.to_mel(real)  # the second part is the log-mel's per-bin mean and spread over frames
+    expected = (torch.cat([mel.mean(-1), mel.std(-1)], 1) - features.mean[64:]) / features.std[64:]
+    assert torch.allclose(z[:, 64:], expected, atol=1e-4)
+    with pytest.raises(WavefastError, match="'auto\\+logmel' is not for this model"):
+        image_features(SimpleNamespace(image_shape=(16, 20, 22), extra={}), "auto+logmel")
+    with pytest.raises(WavefastError, match="are for mel-image models"):
+        clip_features(SimpleNamespace(sample_rate=16000, segment_length=16000), "auto+logmel")

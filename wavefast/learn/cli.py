@@ -251,9 +251,10 @@ def add_learn_command(sub) -> None:
     p.add_argument("--save-every", type=int, default=25, help="ddss: save the run state every N steps (default 25)")
     p.add_argument("--no-history", action="store_true", help="ddss: no weights on earlier model outputs (Markovian)")
     p.add_argument("--timesteps-only", action="store_true", help="ddss: learn only the timesteps (a plain plan)")
-    p.add_argument("--features", default="auto", choices=("auto", "sc09", "logmel"),
+    p.add_argument("--features", default="auto", choices=("auto", "sc09", "logmel", "auto+logmel"),
                    help="unconditional models: features of the kernel distance (default auto: SC09 classifier "
-                        "for 1 s 16 kHz clips, else log-mel statistics; image models: the image classifier)")
+                        "for 1 s 16 kHz clips, else log-mel statistics; image models: the image classifier; "
+                        "mel-image models also auto+logmel: the classifier and the log-mel statistics)")
     p.add_argument("--mc-examples", type=int, default=32, help="errbound: Monte-Carlo training examples (default 32)")
     p.add_argument("--grid-levels", type=int, default=64, help="errbound: eps grid levels (default 64 or T)")
     p.add_argument("--candidates", type=int, default=8, help="grid: positions tried per step per sweep (default 8)")

@@ -54,7 +54,7 @@ from ..schedules import LinearBetaSchedule, SamplingPlan, make_plan
 from .ggdm import GGDMSampler
 
 STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
-FEATURES = ("auto", "sc09", "logmel")
+FEATURES = ("auto", "sc09", "logmel", "auto+logmel")
 STATE_FORMAT = "wavefast-learn-state/1"
 
 
@@ -163,6 +163,9 @@ class ClipFeatures(torch.nn.Module):
 def clip_features(spec, kind: str = "auto") -> Tuple[ClipFeatures, str]:
     """(features module, description) for an unconditional model's clips."""
     check_choice("feature extractor", kind, FEATURES)
+    if kind == "auto+logmel":
+        raise WavefastError("features 'auto+logmel' are for mel-image models (the digit mel stage); audio models "
+                            "take auto, sc09 or logmel")
     if kind in ("auto", "sc09") and spec.sample_rate == 16000 and spec.segment_length == 16000:
         try:
             from ..eval.classifier import load_sc09_classifier
@@ -187,26 +190,45 @@ class ImageFeatures(torch.nn.Module):
     cubic kernel's inner products are O(1) (raw, ``a.b / d`` is about 24 there against 6.7 for
     Fashion-MNIST, and a 32-image batch's KID is too noisy to learn from). One scale, not one per
     feature: many ReLU features are dead on real images (zero spread), and dividing by their
-    spread would let them dominate the distance."""
+    spread would let them dominate the distance.
 
-    def __init__(self, classifier, standardise: bool = False):
+    ``mel_layout`` (a :class:`~wavefast.images.mel_image.MelImageLayout`; features
+    ``auto+logmel``): the classifier features are followed by the image's log-mel statistics,
+    per-bin mean and standard deviation over frames (2 x n_mels), each part centred and scaled by
+    its own single scale, so that a sampler must match the spectra, not only what the classifier
+    looks at."""
+
+    def __init__(self, classifier, standardise: bool = False, mel_layout=None):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
-        self.standardise = bool(standardise)
+        self.standardise = bool(standardise or mel_layout is not None)
+        self.mel_layout = mel_layout
         self.register_buffer("mean", torch.zeros(0), persistent=False)
         self.register_buffer("std", torch.zeros(0), persistent=False)
+
+    def _parts(self, images: torch.Tensor) -> List[torch.Tensor]:
+        x = images.clamp(-1.0, 1.0)
+        parts = [self.classifier(x)[1]]
+        if self.mel_layout is not None:
+            mel = self.mel_layout.to_mel(x)
+            parts.append(torch.cat([mel.mean(-1), mel.std(-1)], dim=1))
+        return parts
 
     @torch.no_grad()
     def fit(self, real_images: torch.Tensor) -> "ImageFeatures":
         if self.standardise:
             device = next(self.classifier.parameters()).device
-            f = torch.cat([self.classifier(real_images[i:i + 256].to(device).clamp(-1.0, 1.0))[1]
-                           for i in range(0, len(real_images), 256)])
-            self.mean, self.std = f.mean(0), f.var(0).mean().sqrt().clamp_min(1e-6).reshape(1)
+            chunks = [self._parts(real_images[i:i + 256].to(device)) for i in range(0, len(real_images), 256)]
+            means, scales = [], []
+            for k in range(len(chunks[0])):
+                f = torch.cat([c[k] for c in chunks])
+                means.append(f.mean(0))
+                scales.append(f.var(0).mean().sqrt().clamp_min(1e-6).expand(f.shape[1]))
+            self.mean, self.std = torch.cat(means), torch.cat(scales)
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.classifier(images.clamp(-1.0, 1.0))[1]
+        features = torch.cat(self._parts(images), dim=1)
         if self.standardise and self.mean.numel():
             features = (features - self.mean) / self.std
         return features
@@ -219,9 +241,12 @@ def image_features(spec, kind: str = "auto") -> Tuple[ImageFeatures, str]:
     from ..images.classifier import load_classifier
     from ..models.default_models import default_path
 
-    if kind != "auto":
-        raise WavefastError(f"feature extractor {kind!r} is for audio models; image models use the image "
-                            "classifier's features (features 'auto')")
+    from ..images.mel_image import mel_layout_of
+
+    layout = mel_layout_of(spec) if kind == "auto+logmel" else None
+    if kind not in ("auto", "auto+logmel") or (kind == "auto+logmel" and layout is None):
+        raise WavefastError(f"feature extractor {kind!r} is not for this model: image models use the image "
+                            "classifier's features ('auto'), mel-image models also 'auto+logmel'")
     offered = []
     for name, standardise in (("image-classifier", False), ("digit-mel-classifier", True)):
         path = default_path(name)
@@ -229,7 +254,8 @@ def image_features(spec, kind: str = "auto") -> Tuple[ImageFeatures, str]:
             continue
         classifier = load_classifier(path)
         if tuple(spec.image_shape) == classifier.config.input_shape:
-            return ImageFeatures(classifier, standardise), name + ("-standardised" if standardise else "")
+            note = name + ("-standardised" if standardise else "") + ("+logmel" if layout is not None else "")
+            return ImageFeatures(classifier, standardise, layout), note
         offered.append(f"{name} {classifier.config.input_shape}")
     raise WavefastError(f"no shipped image classifier takes {tuple(spec.image_shape)} images (shipped: "
                         f"{', '.join(offered) or 'none'}); train one with 'wavefast train-image-classifier'")
