@@ -6,7 +6,10 @@
 Reads the run's EMA export ``RUN/model-ema.safetensors`` (an audio model, or for ``sc09`` the
 mel stage: an image model with a mel layout), renames the spec, and writes
 ``wavefast/models/weights/{vocoder.safetensors,sc09_mel.safetensors}`` in fp16 with the training
-step in the metadata. The model card is written by hand from the measured
+step in the metadata (and, for a run started with ``--init-from``, that file's name: its steps
+count from there). ``--out PATH`` writes the same file elsewhere instead of over the shipped
+default, e.g. the weights a session reached but had no time to re-measure, for the next session
+to continue from (``wavefast train-images --init-from PATH``). The model card is written by hand from the measured
 figures (``wavefast/models/cards/``).
 """
 
@@ -31,16 +34,22 @@ def ship(args) -> int:
         raise WavefastError(f"{ema} not found; export it with 'wavefast train --out {run} --export-only'")
     steps = [json.loads(line).get("step", 0) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     metadata = {"trained_steps": max(steps, default=0), "run": run.name}
+    config = run / "config.json"
+    if config.is_file():
+        init_from = json.loads(config.read_text()).get("config", {}).get("init_from")
+        if init_from:
+            metadata["continued_from"] = Path(init_from).name
+    target = Path(args.out) if args.out else default_path(args.kind)
     if is_image_checkpoint(ema):
         model = load_image_model(ema)
         if args.kind != "sc09" or mel_layout_of(model.spec) is None:
             raise WavefastError(f"{ema} is an image model; only a mel-stage model (--kind sc09) ships from here")
         model.spec = model.spec.replace(name=args.name)
-        out = save_image_model(model, default_path(args.kind), torch.float16, metadata)
+        out = save_image_model(model, target, torch.float16, metadata)
     else:
         model = load_model(ema)
         model.spec = model.spec.replace(name=args.name)
-        out = save_native(model, default_path(args.kind), dtype=torch.float16, extra_metadata=metadata)
+        out = save_native(model, target, dtype=torch.float16, extra_metadata=metadata)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, step {max(steps, default=0)})", file=sys.stderr)
     return 0
 
@@ -50,6 +59,7 @@ def main() -> int:
     parser.add_argument("--run", required=True)
     parser.add_argument("--kind", required=True, choices=["vocoder", "sc09"])
     parser.add_argument("--name", required=True)
+    parser.add_argument("--out", help="write here instead of over the shipped default")
     args = parser.parse_args()
     return run_command(ship, args)
 
