@@ -828,3 +828,20 @@ def test_cli_train_image_classifier_on_a_pack_needs_an_output_and_labels(tmp_pat
     assert main(["train-image-classifier", "--dataset", str(unlabelled), "--out", str(tmp_path / "c.safetensors")]) == 2
     assert "has no labels ('train_labels')" in capsys.readouterr().err
     assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_cli_train_image_classifier_writes_the_shipped_stats_only_when_rebuilding_the_shipped_classifier(
+        tmp_path, monkeypatch):
+    from wavefast.cli import main
+    from wavefast.images import train_classifier
+    from wavefast.images.classifier import DEFAULT_CLASSIFIER, DEFAULT_STATS
+
+    calls = []
+    monkeypatch.setattr(train_classifier, "build_classifier_files",
+                        lambda dataset, epochs, **kw: calls.append((kw["out"], kw["stats"])) or {})
+    assert main(["train-image-classifier"]) == 0
+    assert main(["train-image-classifier", "--out", str(tmp_path / "judge.safetensors")]) == 0
+    assert main(["train-image-classifier", "--out", str(tmp_path / "j.safetensors"), "--stats",
+                 str(tmp_path / "j.npz")]) == 0
+    assert calls == [(str(DEFAULT_CLASSIFIER), str(DEFAULT_STATS)), (str(tmp_path / "judge.safetensors"), None),
+                     (str(tmp_path / "j.safetensors"), str(tmp_path / "j.npz"))]

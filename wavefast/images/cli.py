@@ -109,8 +109,8 @@ def cmd_train_image_classifier(args) -> int:
     if args.dataset != "fashion-mnist" and out is None:
         raise WavefastError(f"--out is required with --dataset {args.dataset} (the default file is the shipped "
                             "Fashion-MNIST classifier's)")
-    if args.dataset == "fashion-mnist":
-        out, stats = out or str(DEFAULT_CLASSIFIER), stats or str(DEFAULT_STATS)
+    if args.dataset == "fashion-mnist" and out is None:  # rebuilding the shipped classifier: its stats too
+        out, stats = str(DEFAULT_CLASSIFIER), stats or str(DEFAULT_STATS)
     info = build_classifier_files(args.dataset, args.epochs, max_minutes=args.max_minutes, out=out,
                                   stats=stats, log=lambda message: print(message, file=sys.stderr),
                                   seed=args.seed, widths=tuple(args.widths), feature_dim=args.feature_dim)
@@ -181,8 +181,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall-clock time")
     p.add_argument("--out", help="classifier .safetensors (default for fashion-mnist: the shipped one; required "
                                  "otherwise)")
-    p.add_argument("--stats", help="test-split reference statistics .npz (default for fashion-mnist: the shipped "
-                                   "one; otherwise none unless given)")
+    p.add_argument("--stats", help="test-split reference statistics .npz (default when rebuilding the shipped "
+                                   "classifier: the shipped statistics; otherwise none unless given)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--widths", type=int, nargs=2, default=[16, 32], metavar=("W1", "W2"),
                    help="channels of the two conv stages (default 16 32)")

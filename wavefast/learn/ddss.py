@@ -28,7 +28,7 @@ Objectives (lower is better):
   log-mel (2 x 80 dims), standardised with the real clips' statistics.
 - image models: the same kernel distance on the penultimate features of the shipped image
   classifier that takes the model's images (Fashion-MNIST images: raw; the digit mel stage's
-  folded log-mels: standardised with the real held-out images' statistics), see
+  folded log-mels: centred and scaled by one scale from the real held-out images), see
   :func:`image_features` and :class:`ImageFeatures`.
 
 Runs are resumable: the sampler parameters, the Adam state, the step, the data
@@ -239,9 +239,8 @@ def image_features(spec, kind: str = "auto") -> Tuple[ImageFeatures, str]:
     takes its images (the Fashion-MNIST one for 28 x 28 images, the digit mel one for the digit
     generator's (16, 20, 22) mel images)."""
     from ..images.classifier import load_classifier
-    from ..models.default_models import default_path
-
     from ..images.mel_image import mel_layout_of
+    from ..models.default_models import default_path
 
     layout = mel_layout_of(spec) if kind == "auto+logmel" else None
     if kind not in ("auto", "auto+logmel") or (kind == "auto+logmel" and layout is None):
