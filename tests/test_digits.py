@@ -315,3 +315,111 @@ def test_the_sweep_resolves_a_two_stage_models_plans_on_its_mel_stage(tmp_path):
     rows = _run([(str(path), None, 0.0)], lambda p, k: seen.append(p) or {"sampling_s": 0.0, "FID": 1.0},
                 tmp_path / "sweep", {"title": "t"}, ["FID"], gen)
     assert len(rows) == 1 and rows[0]["S"] == 3 and list(seen[0].steps) == list(plan.steps)
+
+
+# --- synthesised digit words -------------------------------------------------------------------
+def _fake_engine(folder, fail_on=None):
+    """A stand-in ``espeak-ng`` on PATH: writes a 0.5 s tone into the file after ``-w`` (exit 1 on ``fail_on``)."""
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "espeak-ng"
+    script.write_text(f"""#!{sys.executable}
+import sys, numpy as np, soundfile as sf
+argv = sys.argv[1:]
+if argv[-1] == {fail_on!r}:
+    sys.stderr.write("voice not found\\n"); sys.exit(1)
+rate = int(argv[argv.index("-s") + 1])
+sf.write(argv[argv.index("-w") + 1], 0.3 * np.sin(np.arange(11025) * rate / 1000.0).astype(np.float32), 22050)
+""")
+    script.chmod(0o755)
+    return folder
+
+
+def test_synthetic_take_settings_depend_only_on_seed_digit_and_take_and_spread_over_engines():
+    from wavefast.digits.synth import RATE_RANGE, Voice, take_settings
+
+    voices = [Voice("espeak-ng", f"en-us+m{i}") for i in range(1, 8)] + [Voice("flite", "slt")]
+    first = [take_settings(voices, 0, 3, k) for k in range(40)]
+    assert first == [take_settings(list(voices), 0, 3, k) for k in range(40)]  # a pure function
+    assert take_settings(voices, 1, 3, 0) != first[0] or take_settings(voices, 1, 3, 1) != first[1]
+    engines = [v.engine for v, _, _ in first]
+    assert 10 <= engines.count("flite") <= 30  # engine first, then voice: flite's one voice is not 1 in 8
+    assert all(RATE_RANGE[0] <= r <= RATE_RANGE[1] and 0.2 <= p <= 0.8 for _, r, p in first)
+    assert Voice("espeak-ng", "en-gb-x-rp+f3").tag == "esengbxrpf3"
+
+
+def test_engine_commands_are_argument_lists_with_the_word_rate_and_output(tmp_path):
+    from wavefast.digits.synth import Voice, engine_command
+
+    wav, text = tmp_path / "o.wav", tmp_path / "w.txt"
+    es = engine_command(Voice("espeak-ng", "en-us+f2"), "seven; rm -rf /", 1.2, 0.5, wav, text)
+    assert es[:3] == ["espeak-ng", "-v", "en-us+f2"] and es[-1] == "seven; rm -rf /" and str(wav) in es
+    assert es[es.index("-s") + 1] == "198" and es[es.index("-p") + 1] == "50"
+    fl = engine_command(Voice("flite", "slt"), "two", 0.8, 0.0, wav, text)
+    assert "duration_stretch=1.250" in fl and fl[fl.index("-t") + 1] == "two"
+    fe = engine_command(Voice("festival", "kal_diphone"), "nine", 1.0, 0.5, wav, text)
+    assert fe[0] == "text2wave" and "(voice_kal_diphone)" in fe and text.read_text() == "nine\n"
+    with pytest.raises(WavefastError, match="allowed: espeak-ng, flite, festival"):
+        engine_command(Voice("say", "x"), "one", 1.0, 0.5, wav, text)
+
+
+def test_synth_digits_writes_fsdd_named_clips_resumes_and_fails_with_one_line(tmp_path, monkeypatch, capsys):
+    import os
+
+    from wavefast.digits.synth import Voice, synthesize_digits
+
+    monkeypatch.setenv("PATH", f"{_fake_engine(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    voices = [Voice("espeak-ng", "en-us+m1"), Voice("espeak-ng", "en-gb+f2")]
+    paths = synthesize_digits(tmp_path / "clips", 2, voices=voices, progress=False)
+    assert len(paths) == 20 and all(p.is_file() for p in paths)
+    assert sorted(int(p.name[0]) for p in paths) == sorted(list(range(10)) * 2)
+    assert not list((tmp_path / "clips").glob("*.part"))
+    stamp = paths[0].stat().st_mtime_ns
+    assert synthesize_digits(tmp_path / "clips", 3, voices=voices, progress=False)[:20] == paths
+    assert paths[0].stat().st_mtime_ns == stamp and len(list((tmp_path / "clips").glob("*.wav"))) == 30
+
+    _fake_engine(tmp_path / "bin", fail_on="zero")
+    with pytest.raises(WavefastError, match="espeak-ng failed on 'zero' .*voice not found"):
+        synthesize_digits(tmp_path / "bad", 1, voices=voices, progress=False)
+    assert not list((tmp_path / "bad").glob("*"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["synth-digits", "-o", str(tmp_path / "none"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("wavefast: error:") == 1 and "no TTS engine found" in err
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_espeak_ng_says_a_digit_the_shipped_classifier_recognises(tmp_path):
+    from wavefast.digits.data import load_synthetic_clips
+    from wavefast.digits.synth import Voice, synthesize_digits
+    from wavefast.eval.classifier import classify, load_sc09_classifier
+
+    synthesize_digits(tmp_path, 1, voices=[Voice("espeak-ng", "en-us+m3")], progress=False)
+    clips, labels = load_synthetic_clips(tmp_path)
+    probs = classify(load_sc09_classifier(), clips)[0]
+    assert (probs.argmax(1) == labels).mean() >= 0.7
+
+
+def test_a_synthetic_folder_goes_into_the_train_split_only(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name, rate in [(f"{t % 10}_anna_{t}.wav", 8000) for t in range(7)] + [("4_esenusm1_0.wav", 22050),
+                                                                              ("7_flslt_3.wav", 16000)]:
+        folder = tmp_path / ("fsdd" if "anna" in name else "synth")
+        folder.mkdir(exist_ok=True)
+        x = np.sin(2 * np.pi * 300 * np.arange(rate // 2) / rate) * np.hanning(rate // 2)
+        sf.write(str(folder / name), (x + 0.01 * rng.standard_normal(rate // 2)).astype(np.float32), rate)
+    plain, mixed = tmp_path / "plain.npz", tmp_path / "mixed.npz"
+    assert main(["pack-digit-mels", "--fsdd", str(tmp_path / "fsdd"), "-o", str(plain)]) == 0
+    assert main(["pack-digit-mels", "--fsdd", str(tmp_path / "fsdd"), "--synthetic", str(tmp_path / "synth"),
+                 "-o", str(mixed)]) == 0
+    a, b = np.load(plain), np.load(mixed)
+    assert a["train_images"].shape[0] == 2 and b["train_images"].shape[0] == 4
+    assert np.array_equal(b["train_images"][:2], a["train_images"]) and list(b["train_labels"][2:]) == [4, 7]
+    assert np.array_equal(b["test_images"], a["test_images"]) and np.array_equal(b["test_labels"], a["test_labels"])
+    capsys.readouterr()
+    assert main(["pack-digit-mels", "--fsdd", str(tmp_path / "fsdd"), "--synthetic", str(tmp_path / "nope"),
+                 "-o", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("wavefast: error:") == 1 and "synthetic clips folder not found" in err
+    assert not (tmp_path / "x.npz").exists()

@@ -1,7 +1,9 @@
 """The training pack of the mel stage: real digit clips as mel images.
 
 Clips (the SC09 classifier's splits, so its held-out clips are never trained on):
-FSDD takes 5-49 train / 0-4 test, Speech Commands digits minus two held-out speakers.
+FSDD takes 5-49 train / 0-4 test, Speech Commands digits minus two held-out speakers, and
+optionally synthesised digit words (:mod:`wavefast.digits.synth`), which go to the train split only
+(the test split stays real clips, so validation and the reference statistics are unchanged).
 Each clip goes through the classifier's ``prepare_clip`` (16 kHz, energy centroid at
 0.5 s, 16,000 samples, peak 1), is scaled to peak ``PEAK``, resampled to 22.05 kHz
 (22,050 samples), zero-padded to ``frames * hop - hop`` = 22,272 samples so that the
@@ -47,22 +49,38 @@ def clips_to_mels(clips: np.ndarray, layout: MelImageLayout, batch: int = 256) -
     return mels
 
 
-def load_digit_clips(fsdd_root, speech_commands_root) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """{"train"|"test": (clips (N, 16000) float32, labels (N,))}: FSDD + Speech Commands, classifier splits."""
+def load_synthetic_clips(root) -> Tuple[np.ndarray, np.ndarray]:
+    """Synthesised ``{digit}_{voice}_{take}.wav`` clips -> (clips (N, 16000) float32, labels (N,))."""
+    from ..eval.train_classifier import FSDD_NAME, _read_clips
+
+    root = Path(root)
+    entries = [(p, int(m.group(1))) for p in sorted(root.glob("*.wav")) if (m := FSDD_NAME.match(p.name))]
+    if not entries:
+        raise WavefastError(f"no synthetic clips named {{digit}}_{{voice}}_{{take}}.wav in {root} "
+                            "(write them with 'wavefast synth-digits -o DIR')")
+    return _read_clips([p for p, _ in entries], "synthetic"), np.array([d for _, d in entries], dtype=np.int64)
+
+
+def load_digit_clips(fsdd_root, speech_commands_root, synthetic_root=None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """{"train"|"test": (clips (N, 16000) float32, labels (N,))}: FSDD + Speech Commands, classifier splits,
+    plus the synthetic clips of ``synthetic_root`` (if given) in the train split."""
     from ..eval.train_classifier import load_fsdd, load_speech_commands
 
     parts = [load_fsdd(fsdd_root)]
     if speech_commands_root is not None:
         parts.append(load_speech_commands(speech_commands_root))
+    if synthetic_root is not None:
+        clips, labels = load_synthetic_clips(synthetic_root)
+        parts.append({"train": (clips, labels), "test": (clips[:0], labels[:0])})
     return {split: (np.concatenate([p[split][0] for p in parts]), np.concatenate([p[split][1] for p in parts]))
             for split in ("train", "test")}
 
 
-def build_digit_mel_pack(fsdd_root, speech_commands_root, out, layout: MelImageLayout) -> Path:
+def build_digit_mel_pack(fsdd_root, speech_commands_root, out, layout: MelImageLayout, synthetic_root=None) -> Path:
     """Write the mel-image pack (see the module docstring) atomically to ``out``."""
     from ..fileio import atomic_output
 
-    data = load_digit_clips(fsdd_root, speech_commands_root)
+    data = load_digit_clips(fsdd_root, speech_commands_root, synthetic_root)
     arrays = {"layout": np.array(json.dumps(layout.to_dict()))}
     for split, (clips, labels) in data.items():
         arrays[f"{split}_images"] = layout.to_image(clips_to_mels(clips, layout)).numpy().astype(np.float16)
