@@ -97,3 +97,24 @@ def test_files_that_are_not_bddm_schedules_are_refused_with_one_line(tmp_path):
     # a schedule for a model whose range it leaves is refused like any plan file
     with pytest.raises(WavefastError):
         make_plan(LinearBetaSchedule(50, 1e-4, 0.05), str(tmp_path / "ok.ns"))
+
+
+def test_a_bddm_schedule_moves_to_another_models_range_by_noise_level_only_when_asked(tmp_path):
+    from wavefast.models.checkpoints import save_native
+    from wavefast.vocoder import Vocoder
+
+    from test_sourcefilter import tiny_sf
+
+    path = save_native(tiny_sf(), tmp_path / "m.safetensors")  # T = 20, beta 1e-4 .. 0.3
+    ns = str(write_ns(tmp_path / "6steps.ns", BETAS, torch.float64))  # made for T = 200
+    with pytest.raises(WavefastError, match="steps must lie in"):
+        Vocoder.from_pretrained(path, plan=ns)
+    plan = Vocoder.from_pretrained(path, plan=ns, clip_range=True).backend.plan
+    model_schedule = LinearBetaSchedule(20, 1e-4, 0.3)
+    lo, hi = model_schedule.trained_range
+    want = sorted({min(max(a, lo), hi) for a in torch.cumprod(1 - torch.tensor(BETAS, dtype=torch.float64), 0).tolist()})
+    assert list(plan.alpha_bars) == pytest.approx(want, rel=1e-9)  # the file's levels, only the end clamped
+    expected_t = model_schedule.step_for_alpha_bar(torch.tensor(want, dtype=torch.float64), "lgamma")
+    assert list(plan.steps) == pytest.approx(expected_t.tolist(), abs=1e-9) and max(plan.steps) < 19
+    with pytest.raises(WavefastError, match="clip_range"):
+        Vocoder.from_pretrained(tmp_path / "x.onnx", clip_range=True)

@@ -198,3 +198,16 @@ def test_vocoder_table_cells_carry_their_95_percent_intervals():
     assert result["summary"]["wer"] == pytest.approx(4 / 18) and result["intervals"]["wer"] > 0
     row = table({"sys": result}, metrics=("wer", "mr_stft"))
     assert f"{result['summary']['mr_stft']:.3f} +- {result['intervals']['mr_stft']:.3f}" in row
+
+
+@pytest.mark.parametrize("spec,message", [("a=:stpes=3", "KEY one of steps, plan, kappa, clip"),
+                                          ("a=:steps", "is not KEY=VALUE"),
+                                          ("a=:steps=three", "steps must be a whole number"),
+                                          ("a=:clip=yes", "clip must be 0 or 1")])
+def test_vocoder_table_refuses_a_malformed_system_option_with_one_line(tmp_path, capsys, spec, message):
+    mels = tmp_path / "mels"
+    mels.mkdir()
+    np.save(mels / "LJ001-0001.npy", np.zeros((80, 10), np.float32))
+    assert cli.main(["vocoder-table", "--mels", str(mels), "--system", spec, "--no-anchors", "--no-mos"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("wavefast: error:") == 1 and message in err

@@ -133,13 +133,16 @@ class Vocoder:
                         backend: Optional[str] = None, device=None, dtype=None,
                         chunk_seconds: float = DEFAULT_CHUNK_SECONDS, threads: Optional[int] = None,
                         workers: int = 1,
-                        schedule=None, onnx_path=None, force_plan: bool = False) -> "Vocoder":
+                        schedule=None, onnx_path=None, force_plan: bool = False,
+                        clip_range: bool = False) -> "Vocoder":
         """The shipped default vocoder (``path=None``), a checkpoint, or an exported ``.onnx`` graph.
 
         A ``.onnx`` path (or ``backend="onnx"``) runs in ONNX Runtime; its plan and kappa are
         baked in, so ``steps``/``plan``/``kappa``/``dtype`` are refused there rather than ignored.
         ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``. ``workers``: chunks of a
         long utterance vocoded concurrently (module docstring; on CPU with ``threads=1`` for onnx).
+        ``clip_range``: a plan made for another model's noise range (e.g. BDDM's T = 200 schedules) is
+        mapped onto this model's by noise level, levels outside its trained range clamped into it.
         """
         from .schedules.resolve import plan_keyword
 
@@ -156,8 +159,8 @@ class Vocoder:
 
             if path is None:
                 raise WavefastError("the onnx backend needs the .onnx file of 'wavefast export onnx'")
-            given = {k: v for k, v in (("steps", steps), ("plan", plan), ("kappa", kappa), ("dtype", dtype))
-                     if v is not None}
+            given = {k: v for k, v in (("steps", steps), ("plan", plan), ("kappa", kappa), ("dtype", dtype),
+                                       ("clip_range", clip_range or None)) if v is not None}
             if given:
                 raise WavefastError(f"an exported graph fixes its plan, kappa and precision; "
                                     f"{', '.join(given)} cannot change it (re-export instead)")
@@ -174,7 +177,7 @@ class Vocoder:
         dev = resolve_device(device)
         model = load_default("vocoder", device=dev) if path is None else load_model(path, device=dev)
         model = model.to(dtype=resolve_dtype(dtype, dev))
-        resolved = resolve_plan(model, plan, steps, force=force_plan, kappa=kappa)
+        resolved = resolve_plan(model, plan, steps, clip_range=clip_range, force=force_plan, kappa=kappa)
         return cls(TorchBackend(model, resolved, kappa), chunk_seconds=chunk_seconds, workers=workers)
 
     # --- one window -----------------------------------------------------------------------

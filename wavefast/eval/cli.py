@@ -272,10 +272,11 @@ def cmd_vocoder_table(args) -> int:
     for spec_text in args.system:
         name, _, rest = spec_text.partition("=")
         path, _, opts = rest.partition(":")
-        options = dict(item.split("=", 1) for item in opts.split(",") if item) if opts else {}
+        options = _system_options(spec_text, opts)
         voc = Vocoder.from_pretrained(path or None, steps=int(options["steps"]) if "steps" in options else None,
                                       plan=options.get("plan"),
-                                      kappa=float(options["kappa"]) if "kappa" in options else None)
+                                      kappa=float(options["kappa"]) if "kappa" in options else None,
+                                      clip_range=options.get("clip") == "1")
         vocode = (lambda v: lambda ident, mel: v.vocode_long(mel, seed=0).numpy())(voc)
         systems[name] = _cached(vocode, Path(args.output).with_suffix(".audio") / name, spec_text) \
             if args.output else vocode
@@ -288,6 +289,28 @@ def cmd_vocoder_table(args) -> int:
         atomic_write_text(Path(args.output).with_suffix(".json"), _json.dumps(
             {k: {"summary": v["summary"], "n": v["n"], "files": v["files"]} for k, v in results.items()}, indent=1))
     return 0
+
+
+SYSTEM_OPTIONS = ("steps", "plan", "kappa", "clip")
+
+
+def _system_options(spec_text: str, opts: str) -> dict:
+    """``steps=S,plan=P,kappa=K,clip=1`` -> dict, every key and value checked (one line naming what is wrong)."""
+    options = {}
+    for item in (opts.split(",") if opts else []):
+        key, eq, value = item.partition("=")
+        if not eq or key not in SYSTEM_OPTIONS or not value:
+            raise WavefastError(f"--system {spec_text!r}: {item!r} is not KEY=VALUE with KEY one of "
+                                f"{', '.join(SYSTEM_OPTIONS)}")
+        options[key] = value
+    try:
+        int(options.get("steps", "1")), float(options.get("kappa", "0"))
+    except ValueError:
+        raise WavefastError(f"--system {spec_text!r}: steps must be a whole number and kappa a number") from None
+    if options.get("clip", "1") not in ("0", "1"):
+        raise WavefastError(f"--system {spec_text!r}: clip must be 0 or 1 (1: map the plan's noise levels onto "
+                            "the model's range)")
+    return options
 
 
 def _cached(vocode, folder: Path, spec_text: str):
@@ -355,7 +378,7 @@ def add_eval_commands(sub) -> None:
     p.add_argument("--ids", help="utterance ids or ranges, e.g. LJ001-0025..LJ001-0032 (default: all)")
     p.add_argument("--references", help="folder of recordings ID.wav (MR-STFT, log-mel, pitch, the 'real' row)")
     p.add_argument("--transcripts", help="LJSpeech-style metadata.csv for WER")
-    p.add_argument("--system", action="append", default=[], metavar="NAME=MODEL[:steps=S,plan=P,kappa=K]",
+    p.add_argument("--system", action="append", default=[], metavar="NAME=MODEL[:steps=S,plan=P,kappa=K,clip=1]",
                    help="a model to score (MODEL empty = the shipped vocoder); repeat for several")
     p.add_argument("--sample-rate", type=int, default=22050)
     p.add_argument("--pitch-from-hifigan", action="store_true",
