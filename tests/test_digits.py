@@ -379,6 +379,9 @@ def test_synth_digits_writes_fsdd_named_clips_resumes_and_fails_with_one_line(tm
     assert synthesize_digits(tmp_path / "clips", 3, voices=voices, progress=False)[:20] == paths
     assert paths[0].stat().st_mtime_ns == stamp and len(list((tmp_path / "clips").glob("*.wav"))) == 30
 
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(WavefastError, match="is a file, not a folder"):
+        synthesize_digits(tmp_path / "afile", 1, voices=voices, progress=False)
     _fake_engine(tmp_path / "bin", fail_on="zero")
     with pytest.raises(WavefastError, match="espeak-ng failed on 'zero' .*voice not found"):
         synthesize_digits(tmp_path / "bad", 1, voices=voices, progress=False)

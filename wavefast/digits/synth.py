@@ -113,7 +113,9 @@ def synthesize_digits(out_dir, takes_per_digit: int, seed: int = 0, voices: Sequ
                             "(apt-get install espeak-ng flite festival festvox-kallpc16k)")
     if takes_per_digit < 1:
         raise WavefastError(f"takes per digit must be >= 1, got {takes_per_digit}")
-    out_dir = Path(out_dir)
+    from ..fileio import check_output_folder
+
+    out_dir = check_output_folder(out_dir, what="synthetic clips folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     jobs = [(d, k) for k in range(takes_per_digit) for d in range(10)]
