@@ -8,7 +8,7 @@ festvox-kdlpc16k festvox-us-slt-hts``):
 - festival: the installed voices among ``FESTIVAL_VOICES`` (diphone, HTS; 16-32 kHz).
 
 Take ``k`` of digit ``d`` draws, from a generator seeded by ``(seed, d, k)`` only (so a folder
-is the same however often it is resumed or extended), an engine uniformly from the installed
+is the same however often it is resumed or extended, given the same installed voices), an engine uniformly from the installed
 ones, then one of its voices uniformly (so espeak-ng's many formant voices do not crowd out the
 more natural diphone / HTS ones), a speaking-rate factor ``U(0.8, 1.25)`` and, where the engine takes it, a pitch. It is
 written as ``{d}_{voice tag}_{k}.wav`` (the FSDD naming: ``wavefast pack-digit-mels
@@ -90,7 +90,8 @@ def engine_command(voice: Voice, word: str, rate: float, pitch: float, wav: Path
 
 
 def take_settings(voices: Sequence[Voice], seed: int, digit: int, take: int) -> Tuple[Voice, float, float]:
-    """(voice, rate, pitch) of take ``take`` of ``digit``: a function of (seed, digit, take) only."""
+    """(voice, rate, pitch) of take ``take`` of ``digit``: a function of (voices, seed, digit, take) only, so
+    other takes, the number of takes and a resumed run never change it (the same engines installed)."""
     rng = np.random.default_rng([seed, digit, take])
     engines = sorted({v.engine for v in voices})
     engine = engines[int(rng.integers(len(engines)))]
