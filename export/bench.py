@@ -19,9 +19,15 @@ threads of one intra-op thread each.
 Backends: ``torch`` (PyTorch, conditioner hoisted out of the step loop; mixed lengths run as one
 padded batch with every layer masked past each item's end), ``eager`` (PyTorch, the network
 called as is at every step; DiffWave only), ``ort`` (the exported graph in the folded layout ONNX
-Runtime runs in its blocked kernels), ``ort-reference`` (the model's layers exported as they are).
-The exported graphs batch items of equal length only, so a mixed batch runs there as one call per
-length. With a CUDA device it also times PyTorch CUDA (fp32, bf16) and ONNX Runtime's CUDA provider.
+Runtime runs in its blocked kernels: time along rows of 2 samples), ``ort-rows1`` (rows of one
+sample), ``ort-wide`` (time along the width: one thread per item's convolution), ``ort-reference`` (the model's layers exported as they are),
+``ort-lengths`` (the ort graph exported with its ``lengths`` input: a mixed batch as one padded call;
+the other graphs run a mixed batch as one call per length). With a CUDA device it also times
+PyTorch CUDA (fp32, bf16) and ONNX Runtime's CUDA provider.
+
+``--chunk-seconds`` (default 3600: each item one window, the graph's own cost) sets the front door's
+chunk length; ``--chunk-seconds 4`` (``wavefast.Vocoder``'s default) measures what a user's call
+costs, memory included: long items then run one at a time in chunks with exact context.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from wavefast.models.spec import DiffWaveConfig
 from wavefast.runtime.backends import TorchBackend
 from wavefast.samplers import PerSampleNoise, sample
 
-BACKENDS = ("torch", "eager", "ort", "ort-reference")
+BACKENDS = ("torch", "eager", "ort", "ort-rows1", "ort-wide", "ort-reference", "ort-lengths")
 
 
 def measured_sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -111,6 +117,8 @@ def main() -> None:
     parser.add_argument("--peak-gflops", type=float, default=200.0, help="fp32 peak of this machine")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--backends", default="torch,ort", help=f"comma-separated subset of {','.join(BACKENDS)}")
+    parser.add_argument("--chunk-seconds", type=float, default=3600.0,
+                        help="wavefast.Vocoder(chunk_seconds=...); default: every item one window")
     parser.add_argument("--workers", type=int, default=1,
                         help="also time the ort graph with each utterance's chunks on this many threads, one "
                              "intra-op thread each (wavefast.Vocoder(workers=N))")
@@ -126,14 +134,16 @@ def main() -> None:
     spec = model.spec
     plan = wavefast.resolve_plan(model, "var-quadratic", steps=args.steps)
     frames = int(args.seconds * spec.sample_rate / spec.hop_length)
-    torch_voc = wavefast.Vocoder(TorchBackend(model, plan, 1.0), chunk_seconds=3600)
+    chunk = args.chunk_seconds
+    torch_voc = wavefast.Vocoder(TorchBackend(model, plan, 1.0), chunk_seconds=chunk)
     per_step = flops_per_sample_per_step(torch_voc, args.steps)
     longest = frames * spec.hop_length / spec.sample_rate
     print(f"model {spec.name}: {type(model).__name__}, S={args.steps}, longest item {longest:.2f} s"
-          f"{' (mixed lengths)' if args.mixed else ''}, torch threads {torch.get_num_threads()}")
+          f"{' (mixed lengths)' if args.mixed else ''}, torch threads {torch.get_num_threads()}, "
+          f"chunks of {chunk:g} s")
     print(f"FLOPs per output sample per step: {per_step / 1e6:.2f} M; peak assumed {args.peak_gflops:.0f} GFLOP/s "
           f"(torch fp32 2048^3 matmul here: {measured_sgemm_gflops():.0f} GFLOP/s)")
-    print(f"{'backend':<30} {'batch':>5} {'wall s':>8} {'RTF':>7} {'item-s/s':>9} {'GFLOP/s':>8} {'% peak':>7} "
+    print(f"{'backend':<34} {'batch':>5} {'wall s':>8} {'RTF':>7} {'item-s/s':>9} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'peak GB':>8}")
 
     vocoders = {"torch": ("pytorch (hoisted)", torch_voc)}
@@ -142,17 +152,21 @@ def main() -> None:
             from wavefast.runtime.onnx_export import export_onnx
             from wavefast.runtime.ort_backend import OnnxBackend
 
-            for name, layout in (("ort", "folded"), ("ort-reference", "reference")):
+            graphs = (("ort", "folded", False, 2), ("ort-rows1", "folded", False, 1), ("ort-wide", "folded-wide", False, 0),
+                      ("ort-reference", "reference", False, 0), ("ort-lengths", "folded", True, 2))
+            for name, layout, lengths_input, row_width in graphs:
                 if name in backends:
                     path = Path(tempfile.mkdtemp()) / f"{name}.onnx"
-                    export_onnx(model, plan, path, kappa=1.0, layout=layout)
-                    vocoders[name] = (f"onnxruntime CPU ({layout})", wavefast.Vocoder(
+                    export_onnx(model, plan, path, kappa=1.0, layout=layout, lengths=lengths_input, row_width=row_width)
+                    label = f"onnxruntime CPU ({layout}{', rows of 1' if row_width == 1 else ''}" \
+                            f"{', lengths' if lengths_input else ''})"
+                    vocoders[name] = (label, wavefast.Vocoder(
                         OnnxBackend(path, providers=["CPUExecutionProvider"], threads=args.threads),
-                        chunk_seconds=3600))
+                        chunk_seconds=chunk))
                     if name == "ort" and args.workers > 1:
                         vocoders["ort-workers"] = (f"ort, {args.workers} chunks x 1 thread", wavefast.Vocoder(
                             OnnxBackend(path, providers=["CPUExecutionProvider"], threads=1),
-                            chunk_seconds=3600, workers=args.workers))
+                            chunk_seconds=chunk, workers=args.workers))
         except ImportError:
             print("onnxruntime not installed: skipping the ORT rows")
 
@@ -160,7 +174,7 @@ def main() -> None:
         samples = sum(lengths) * spec.hop_length
         audio_s = samples / spec.sample_rate
         rate = per_step * args.steps * samples / wall / 1e9
-        print(f"{label:<30} {len(lengths):>5} {wall:>8.2f} {wall / audio_s:>7.3f} {audio_s / wall:>9.2f} "
+        print(f"{label:<34} {len(lengths):>5} {wall:>8.2f} {wall / audio_s:>7.3f} {audio_s / wall:>9.2f} "
               f"{rate:>8.1f} {100 * rate / args.peak_gflops:>6.1f}% {peak_memory_gb():>8.1f}", flush=True)
 
     for batch in [int(b) for b in args.batches.split(",")]:
@@ -182,7 +196,7 @@ def main() -> None:
             report("pytorch eager", lengths, timed(eager, args.repeats))
         if torch.cuda.is_available():
             for dtype in (torch.float32, torch.bfloat16):
-                gpu = wavefast.Vocoder(TorchBackend(model.to("cuda", dtype), plan, 1.0), chunk_seconds=3600)
+                gpu = wavefast.Vocoder(TorchBackend(model.to("cuda", dtype), plan, 1.0), chunk_seconds=chunk)
 
                 def cuda_run():
                     with torch.no_grad():
@@ -190,11 +204,12 @@ def main() -> None:
                     torch.cuda.synchronize()
                 report(f"pytorch CUDA {str(dtype)[6:]}", lengths, timed(cuda_run, args.repeats))
             model = model.to("cpu", torch.float32)
-            if "ort" in vocoders:
-                cuda_voc = wavefast.Vocoder(OnnxBackend(vocoders["ort"][1].backend.path,
-                                                        providers=["CUDAExecutionProvider", "CPUExecutionProvider"]),
-                                            chunk_seconds=3600)
-                report("onnxruntime CUDA", lengths, timed(lambda: cuda_voc(mel, lengths=lengths, seeds=0), args.repeats))
+            for name in ("ort", "ort-lengths"):
+                if name in vocoders:
+                    cuda_voc = wavefast.Vocoder(OnnxBackend(vocoders[name][1].backend.path, providers=[
+                        "CUDAExecutionProvider", "CPUExecutionProvider"]), chunk_seconds=chunk)
+                    report(f"onnxruntime CUDA{' (lengths)' if name == 'ort-lengths' else ''}", lengths,
+                           timed(lambda: cuda_voc(mel, lengths=lengths, seeds=0), args.repeats))
 
 
 if __name__ == "__main__":

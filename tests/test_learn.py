@@ -616,9 +616,11 @@ def test_phase2_tunes_a_source_filter_vocoder_in_its_own_loss_on_the_plan_steps_
     original = model.predict_white
     model.predict_white = lambda y, t, prep: seen.append(t.clone()) or original(y, t, prep)
     losses = finetune_on_plan(model, SegmentBatches(audio, mel), plan,
-                              Phase2Config(steps=3, finetune_iters=120, batch_size=4, lr=1e-2),
+                              Phase2Config(steps=3, finetune_iters=250, batch_size=4, lr=5e-3),
                               torch.Generator().manual_seed(0))
-    assert sum(losses[-8:]) < 0.8 * sum(losses[:8])  # one fixed segment: its white noise is learnable
+    # one fixed segment: its white noise is learnable (lr 1e-2 for 120 steps stalled on one thread of an AMD
+    # EPYC and learned on two: float rounding decided it; this setting reached 0.64 on both)
+    assert sum(losses[-8:]) < 0.8 * sum(losses[:8])
     used = torch.cat(seen).unique()
     assert set(used.tolist()) <= {float(torch.tensor(t, dtype=torch.float32)) for t in plan.steps}
     after = model.state_dict()

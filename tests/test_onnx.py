@@ -30,7 +30,7 @@ def _mel(batch, frames, seed=0):
     return -6.0 + 2.0 * torch.randn(batch, 80, frames, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("layout", ["folded", "reference"])
+@pytest.mark.parametrize("layout", ["folded", "folded-wide", "reference"])
 @pytest.mark.parametrize("schedule,steps,kappa", [("var-quadratic", 4, 1.0), ("step-linear", 3, 0.0),
                                                   ("diffwave-base-6", None, 0.5), ("var-linear", 2, 0.0)])
 def test_full_graph_matches_torch_vocode(tmp_path, schedule, steps, kappa, layout):
@@ -70,7 +70,7 @@ def test_layout_choice(tmp_path):
     model = _model()  # 4 residual channels: auto picks the reference layout (folded is for >= 64)
     plan = wavefast.plan_for(model, "var-linear", 2)
     assert export_onnx(model, plan, tmp_path / "a.onnx", kappa=0.0)["layout"] == "reference"
-    with pytest.raises(WavefastError, match="unknown layout 'fast'; allowed: 'auto', 'folded', 'reference'"):
+    with pytest.raises(WavefastError, match="unknown layout 'fast'; allowed: 'auto', 'folded', 'folded-wide', 'reference'"):
         export_onnx(model, plan, tmp_path / "b.onnx", layout="fast")
     assert not (tmp_path / "b.onnx").exists()
 
@@ -122,3 +122,66 @@ def test_cli_export_and_onnx_backend_with_learned_plan_json(tmp_path, capsys):
     capsys.readouterr()
     assert main(["vocode", str(mel_file), "-o", str(tmp_path / "y.wav"), "--backend", "onnx"]) == 2
     assert "needs --onnx" in capsys.readouterr().err
+
+
+def _counting_runs(backend):
+    """Wrap ``backend._run`` to record the (batch, samples) of each graph call."""
+    calls, run = [], backend._run
+    backend._run = lambda feeds: (calls.append(feeds["x_T"].shape), run(feeds))[1]
+    return calls
+
+
+@pytest.mark.parametrize("layout", ["folded", "reference"])
+def test_lengths_input_runs_a_mixed_batch_in_one_call_each_item_as_alone(tmp_path, layout):
+    model = _model()
+    plan = wavefast.plan_for(model, "var-quadratic", 4)
+    report = export_onnx(model, plan, tmp_path / "len.onnx", kappa=1.0, layout=layout, lengths=True)
+    assert report["parity_error"] <= TOL and report["inputs"] == ["mel", "x_T", "noise", "lengths"]
+    export_onnx(model, plan, tmp_path / "plain.onnx", kappa=1.0, layout=layout)
+    mel, lengths, seeds = _mel(3, 13, seed=1), [13, 9, 4], [1, 2, 3]
+    mixed = Vocoder.from_pretrained(tmp_path / "len.onnx")
+    plain = Vocoder.from_pretrained(tmp_path / "plain.onnx")
+    assert mixed.backend.supports_lengths and not plain.backend.supports_lengths
+    calls, plain_calls = _counting_runs(mixed.backend), _counting_runs(plain.backend)
+    got, _ = mixed(mel.numpy(), lengths=lengths, seeds=seeds)
+    by_length, _ = plain(mel.numpy(), lengths=lengths, seeds=seeds)
+    assert calls == [(3, 13 * 256)] and len(plain_calls) == 3  # one padded call vs one call per length
+    assert float((got - by_length).abs().max()) <= TOL * max(1.0, float(by_length.abs().max()))
+    for i, n in enumerate(lengths):  # each item as the torch sampler makes it alone
+        alone = wavefast.vocode(model, mel[i:i + 1, :, :n], schedule=plan, kappa=1.0, seed=seeds[i])[0]
+        assert float((got[i, :n * 256] - alone).abs().max()) <= TOL * max(1.0, float(alone.abs().max()))
+    # the raw graph: zero past each item's end; a padded item's padding does not reach it
+    session = ort.InferenceSession(str(tmp_path / "len.onnx"))
+    g = np.random.default_rng(0)
+    feeds = {"mel": mel.numpy(), "x_T": g.standard_normal((3, 13 * 256), dtype=np.float32),
+             "noise": g.standard_normal((3, 3, 13 * 256), dtype=np.float32),
+             "lengths": np.array(lengths, dtype=np.int64)}
+    audio = session.run(None, feeds)[0]
+    assert all(np.all(audio[i, n * 256:] == 0.0) for i, n in enumerate(lengths))
+    feeds["mel"] = feeds["mel"].copy()
+    feeds["mel"][2, :, 4:] = 50.0  # garbage in item 2's padding
+    feeds["x_T"] = feeds["x_T"].copy()
+    feeds["x_T"][2, 4 * 256:] = 1e3
+    again = session.run(None, feeds)[0]
+    assert np.abs(again[2] - audio[2]).max() <= TOL * max(1.0, np.abs(audio[2]).max())
+
+
+def test_lengths_is_refused_where_it_cannot_apply(tmp_path):
+    model = _model()
+    plan = wavefast.plan_for(model, "var-linear", 2)
+    with pytest.raises(WavefastError, match="--lengths is for the full graph of a mel-conditioned model"):
+        export_onnx(model, plan, tmp_path / "s.onnx", per_step=True, lengths=True)
+    with pytest.raises(WavefastError, match="--lengths is for the full graph of a mel-conditioned model"):
+        export_onnx(_model(conditional=False), plan, tmp_path / "u.onnx", lengths=True)
+    assert not (tmp_path / "s.onnx").exists() and not (tmp_path / "u.onnx").exists()
+    export_onnx(model, plan, tmp_path / "plain.onnx", kappa=0.0)
+    backend = OnnxBackend(tmp_path / "plain.onnx")
+    with pytest.raises(WavefastError, match="no lengths input.*re-export with --lengths"):
+        backend.run(_mel(2, 5), torch.randn(2, 5 * 256), None, lengths=torch.tensor([5, 3]))
+
+
+def test_cli_export_with_lengths(tmp_path):
+    ckpt = save_native(_model(), tmp_path / "m.safetensors", dtype=torch.float32)
+    assert main(["export", "onnx", "--checkpoint", str(ckpt), "--steps", "2", "--kappa", "0", "--lengths",
+                 "-o", str(tmp_path / "m.onnx")]) == 0
+    assert [i.name for i in ort.InferenceSession(str(tmp_path / "m.onnx")).get_inputs()] == ["mel", "x_T", "lengths"]

@@ -201,7 +201,10 @@ def test_vocoder_contracts_hold_for_source_filter_models(kind):
     batch[0], batch[1, :, :25] = mel[:, :40], mel[:, 50:75]
     audio, lengths = voc(batch, lengths=[40, 25], seeds=[1, 2])
     alone = voc(mel[None, :, 50:75], seeds=[2])[0][0]
-    assert float((audio[1, :25 * HOP] - alone).abs().max()) <= TOL and lengths.tolist() == [40 * HOP, 25 * HOP]
+    # batched F0 differs from the solo F0 by float rounding (~1e-6 relative, machine dependent), which the
+    # harmonic phase integrates: 1.9e-4 on a 0.34-peak item measured on an AMD EPYC; padding that leaked into
+    # the item would change it by the signal's own size
+    assert float((audio[1, :25 * HOP] - alone).abs().max()) <= 1e-3 and lengths.tolist() == [40 * HOP, 25 * HOP]
     # a user-supplied F0 changes the excitation (the network does listen to it)
     if kind != "standard":
         tracks = voc.backend.analyse(mel[None, :, :40])
@@ -275,7 +278,8 @@ def test_training_lowers_every_loss_and_resumes_exactly(tmp_path, voiced_pack):
 
 
 # --- ONNX ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("layout,written", [("auto", "sourcefilter-folded"), ("reference", "sourcefilter")])
+@pytest.mark.parametrize("layout,written", [("auto", "sourcefilter-folded"), ("folded-wide", "sourcefilter-folded-wide"),
+                                            ("reference", "sourcefilter")])
 def test_onnx_graph_equals_torch_given_the_same_tracks_and_vocodes_through_the_front_door(tmp_path, layout, written):
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
@@ -324,3 +328,26 @@ def test_onnx_graph_of_a_mel_projection_model_equals_torch(tmp_path):
     # the projection is in the graph: the same weights without it give other audio
     plain = tiny_sf(mel_projection=False)
     assert float((Vocoder(plain, plan, 0.0).vocode_long(mel, seed=1) - a).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("layout", ["auto", "reference"])
+def test_onnx_lengths_input_runs_a_mixed_batch_in_one_call(tmp_path, layout):
+    pytest.importorskip("onnxruntime")
+    from wavefast.runtime.onnx_export import export_onnx
+
+    model = tiny_sf(mel_projection=layout == "reference")
+    plan = wavefast.resolve_plan(model, "var-quadratic", 3)
+    report = export_onnx(model, plan, tmp_path / "len.onnx", kappa=1.0, layout=layout, lengths=True)
+    assert report["parity_error"] <= TOL and report["inputs"][-1] == "lengths"
+    export_onnx(model, plan, tmp_path / "plain.onnx", kappa=1.0, layout=layout)
+    mixed, plain = (Vocoder.from_pretrained(tmp_path / f"{n}.onnx") for n in ("len", "plain"))
+    calls, run = [], mixed.backend._run
+    mixed.backend._run = lambda feeds: (calls.append(feeds["x_T"].shape), run(feeds))[1]
+    mels, lengths, seeds = torch.stack([_mel(30, s) for s in range(3)]), [30, 21, 9], [1, 2, 3]
+    got, _ = mixed(mels.numpy(), lengths=lengths, seeds=seeds)
+    assert calls == [(3, 30 * HOP)]  # one padded call (F0 predictor included), not one per length
+    by_length, _ = plain(mels.numpy(), lengths=lengths, seeds=seeds)
+    assert float((got - by_length).abs().max()) <= TOL * max(1.0, float(by_length.abs().max()))
+    # the same graph on equal lengths (no lengths given: each item whole)
+    alone = mixed(mels[1:2, :, :21].numpy(), seeds=[2])[0][0]
+    assert float((got[1, :21 * HOP] - alone).abs().max()) <= TOL * max(1.0, float(alone.abs().max()))

@@ -184,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
     p.add_argument("--per-step", action="store_true", help="export one denoiser call instead of the whole sampler")
     p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-PyTorch parity check")
-    p.add_argument("--layout", default="auto", choices=["auto", "folded", "reference"],
-                   help="full-graph layout: folded (fast on CPU for 64+ channels), reference (the model's layers "
+    p.add_argument("--layout", default="auto", choices=["auto", "folded", "folded-wide", "reference"],
+                   help="full-graph layout: folded (fast on CPU for 64+ channels), folded-wide (the same with time "
+                        "along the width: one thread per item, for comparison), reference (the model's layers "
                         "as they are), auto (default: folded for source-filter models and DiffWave with >= 64 "
                         "residual channels); same outputs")
+    p.add_argument("--lengths", action="store_true",
+                   help="add a 'lengths' input (frames per item): a padded batch of mixed lengths in one call, "
+                        "each item as if alone (one mask multiply per layer per step)")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_export)
 
@@ -442,7 +446,7 @@ def cmd_export(args) -> int:
     plan = resolve_plan(model, args.schedule, args.steps, args.method, args.clip_range, args.force_schedule,
                         kappa=args.kappa)
     report = export_onnx(model, plan, args.output, kappa=args.kappa, per_step=args.per_step,
-                         check=not args.no_check, layout=args.layout)
+                         check=not args.no_check, layout=args.layout, lengths=args.lengths)
     check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"
     log.info(f"wrote {args.output} ({report['graph']} graph, {plan.name} S={len(plan)}, kappa={report['kappa']}, "
              f"opset {report['opset']}; ORT vs PyTorch parity: {check})")

@@ -6,6 +6,8 @@ Full graph contract (all float32):
   noise with ``L = frames * hop`` (vocoder) or ``segment_length`` (unconditional);
   ``noise`` (K, B, L), one slice per stochastic step (K = steps with sigma > 0,
   i.e. S-1 when kappa > 0, absent when kappa = 0).
+- optional (``lengths=True``): ``lengths`` (B,) int64, each item's length in frames: a padded
+  batch of mixed lengths in one call, each item as if alone, audio past its end 0.
 - output: ``audio`` (B, L).
 - dynamic axes: ``batch``, ``frames``, ``samples``.
 
@@ -27,11 +29,12 @@ from ..errors import WavefastError, check_choice
 from ..models.diffwave import DiffWave
 from ..samplers.ggdm import noise_draws, plan_kappa
 from ..schedules.plans import SamplingPlan
+from .folded import ROW_WIDTH
 from .graphs import PitchGraph, SamplingGraph, SourceFilterGraph, StepGraph
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
-LAYOUTS = ("auto", "folded", "reference")  # max |ORT - torch| relative to max |torch| (fp32)
+LAYOUTS = ("auto", "folded", "folded-wide", "reference")  # max |ORT - torch| relative to max |torch| (fp32)
 
 
 def example_inputs(model: DiffWave, n_stochastic: int, batch: int = 2, frames: int = 8, generator=None):
@@ -50,6 +53,11 @@ def example_inputs(model: DiffWave, n_stochastic: int, batch: int = 2, frames: i
         names.append("noise")
         tensors.append(torch.randn(n_stochastic, batch, length, generator=g))
     return names, tensors
+
+
+def example_lengths(batch: int, frames: int) -> torch.Tensor:
+    """(batch,) int64 frames for a padded example batch: the first item full, the others shorter."""
+    return torch.tensor([max(1, frames - 3 * i) for i in range(batch)], dtype=torch.int64)
 
 
 def _ort_session(path, providers=None):
@@ -85,16 +93,23 @@ def _finish_graph_file(tmp, meta: dict, module, names, tensors, check: bool):
     return parity_check(module, tmp, names, tensors) if check else None
 
 def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step: bool = False,
-                check: bool = True, layout: str = "auto") -> dict:
+                check: bool = True, layout: str = "auto", lengths: bool = False, row_width: int = ROW_WIDTH) -> dict:
     """Export the full S-step graph (or one step with ``per_step``) to ``path``; returns a report dict.
 
     ``layout`` (full graph only): ``"folded"`` exports the constant-folded 2-D layout of
-    :mod:`wavefast.runtime.folded`, which ONNX Runtime runs in its blocked CPU kernels;
+    :mod:`wavefast.runtime.folded` with time along rows of 2 samples, which ONNX Runtime runs in its
+    blocked CPU kernels on all its threads; ``"folded-wide"`` the same with time along the width (its
+    convolutions then run one thread per item; kept for comparison);
     ``"reference"`` exports the model's layers as they are (same outputs); ``"auto"`` picks
     folded for models with >= 64 residual channels, where it measured faster on CPU (DiffWave
     BASE: RTF 2.7 vs 3.8), and reference below (32 channels: 1.03 vs 0.88). A source-filter
     model's residual stack (64 channels on 4 subbands for the default vocoder) is folded unless
     ``"reference"`` is asked for (the default vocoder: folded 0.78x the reference's time).
+
+    ``lengths`` (full graph of a vocoder): add the ``lengths`` input, so a padded batch of mixed
+    lengths runs in one call (each item as if alone; one mask multiply per layer per step).
+    ``row_width``: samples per row of the folded layout (:mod:`wavefast.runtime.folded`; for
+    measurements; ``"folded-wide"`` is 0).
 
     The file is written next to its target and renamed after the onnx checker and
     (with ``check``) the ORT-vs-torch parity check pass.
@@ -106,11 +121,15 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
     spec = model.spec
     check_choice("layout", layout, LAYOUTS)
     kappa = plan_kappa(plan, kappa)
+    if lengths and (per_step or not spec.conditional):
+        raise WavefastError("--lengths is for the full graph of a mel-conditioned model (a vocoder)")
     if getattr(spec.arch, "family", "diffwave") == "sourcefilter":
         if per_step:
             raise WavefastError("--per-step export is for DiffWave models; export the full graph")
-        return _export_sourcefilter(model, plan, path, kappa, check, folded=layout != "reference")
-    folded = layout == "folded" or (layout == "auto" and spec.arch.residual_channels >= 64)
+        return _export_sourcefilter(model, plan, path, kappa, check, folded=layout != "reference", lengths=lengths,
+                                    row_width=0 if layout == "folded-wide" else row_width)
+    folded = layout in ("folded", "folded-wide") or (layout == "auto" and spec.arch.residual_channels >= 64)
+    row_width = 0 if layout == "folded-wide" else row_width
     if per_step:
         module = StepGraph(model)
         length = 8 * spec.hop_length if spec.conditional else spec.segment_length
@@ -124,18 +143,22 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
             dynamic["mel"] = {0: "batch", 2: "frames"}
         outputs = ["eps"]
     else:
-        module = SamplingGraph(model, plan, kappa, folded)
+        module = SamplingGraph(model, plan, kappa, folded, lengths=lengths, row_width=row_width)
         names, tensors = example_inputs(model, len(module.stochastic))
         dynamic = {"x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
         if spec.conditional:
             dynamic["mel"] = {0: "batch", 2: "frames"}
         if module.stochastic:
             dynamic["noise"] = {1: "batch", 2: "samples"}
+        if lengths:
+            names.append("lengths")
+            tensors.append(example_lengths(tensors[0].shape[0], tensors[0].shape[-1]))
+            dynamic["lengths"] = {0: "batch"}
         outputs = ["audio"]
     meta = {"wavefast_spec": spec.to_json(), "graph": "step" if per_step else "full",
             "plan": json.dumps(plan.to_dict()),
             "kappa": str(kappa), "stochastic_steps": str(0 if per_step else noise_draws(plan, kappa)),
-            "layout": "step" if per_step else ("folded" if folded else "reference")}
+            "layout": "step" if per_step else (("folded" if row_width else "folded-wide") if folded else "reference")}
     with atomic_output(path, ".onnx") as tmp:
         with torch.no_grad():
             torch.onnx.export(module, tuple(tensors), str(tmp), input_names=names, output_names=outputs,
@@ -169,9 +192,11 @@ def _export_onnx_module(module, names, tensors, outputs, dynamic, tmp) -> None:
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
 
 
-def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: bool, folded: bool = True) -> dict:
+def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: bool, folded: bool = True,
+                         lengths: bool = False, row_width: int = ROW_WIDTH) -> dict:
     """The source-filter graph, with its F0 predictor embedded (base64) in the metadata as ``pitch_graph``;
-    ``folded``: its residual stack in the folded 2-D layout (the default: measured faster, see export/README.md)."""
+    ``folded``: its residual stack in the folded 2-D layout (the default: measured faster, see export/README.md);
+    ``lengths``: both graphs take a ``lengths`` input (B,) int64 frames (a padded batch of mixed lengths)."""
     import base64
     import io
 
@@ -180,42 +205,52 @@ def _export_sourcefilter(model, plan: SamplingPlan, path, kappa: float, check: b
     from ..fileio import atomic_output
 
     spec = model.spec
-    module = SourceFilterGraph(model, plan, kappa, folded=folded)
+    module = SourceFilterGraph(model, plan, kappa, folded=folded, lengths=lengths, row_width=row_width)
     names, tensors = sourcefilter_example_inputs(model, len(module.stochastic))
     frames = {0: "batch", 1: "frames"}
     dynamic = {"mel": {0: "batch", 2: "frames"}, "f0": frames, "voicing": frames, "phase": {0: "batch", 1: "samples"},
                "x_T": {0: "batch", 1: "samples"}, "audio": {0: "batch", 1: "samples"}}
     if module.stochastic:
         dynamic["noise"] = {1: "batch", 2: "samples"}
-    pitch = PitchGraph(model)
+    pitch = PitchGraph(model, lengths=lengths)
+    pitch_names, pitch_inputs = ["mel"], [tensors[0]]
+    pitch_dynamic = {"mel": {0: "batch", 2: "frames"}, "f0": frames, "voicing": frames}
+    if lengths:
+        item_lengths = example_lengths(tensors[0].shape[0], tensors[-1].shape[-1] // spec.hop_length)
+        names.append("lengths")
+        tensors.append(item_lengths)
+        dynamic["lengths"] = {0: "batch"}
+        # the pitch graph sees whole utterances: each item's frames plus the one after (as the vocoder gives)
+        pitch_names.append("lengths")
+        pitch_inputs.append(item_lengths + 1)
+        pitch_dynamic["lengths"] = {0: "batch"}
     buffer = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(pitch, (tensors[0],), buffer, input_names=["mel"], output_names=["f0", "voicing"],
-                          dynamic_axes={"mel": {0: "batch", 2: "frames"}, "f0": frames, "voicing": frames},
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(pitch, tuple(pitch_inputs), buffer, input_names=pitch_names, output_names=["f0", "voicing"],
+                          dynamic_axes=pitch_dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
     pitch_bytes = buffer.getvalue()
     meta = {"wavefast_spec": spec.to_json(), "graph": "full", "plan": json.dumps(plan.to_dict()), "kappa": str(kappa),
             "stochastic_steps": str(noise_draws(plan, kappa)),
-            "layout": "sourcefilter-folded" if folded else "sourcefilter",
+            "layout": ("sourcefilter-folded" + ("" if row_width else "-wide")) if folded else "sourcefilter",
             "pitch_graph": base64.b64encode(pitch_bytes).decode("ascii")}
     with atomic_output(path, ".onnx") as tmp:
         _export_onnx_module(module, names, tensors, ["audio"], dynamic, tmp)
         error = _finish_graph_file(tmp, meta, module, names, tensors, check)
         if check:
-            pitch_error = _pitch_parity(pitch, pitch_bytes, tensors[0])
+            pitch_error = _pitch_parity(pitch, pitch_bytes, pitch_names, pitch_inputs)
             error = max(error, pitch_error)
     meta.pop("pitch_graph")
     return {"path": str(path), "inputs": names, "outputs": ["audio"], "parity_error": error, "opset": OPSET,
             "pitch_graph_bytes": len(pitch_bytes), **meta}
 
 
-def _pitch_parity(module, graph_bytes: bytes, mel: torch.Tensor, tolerance: float = PARITY_TOLERANCE) -> float:
+def _pitch_parity(module, graph_bytes: bytes, names, inputs, tolerance: float = PARITY_TOLERANCE) -> float:
     import onnxruntime as ort
 
     with torch.no_grad():
-        f0, voicing = module(mel)
+        f0, voicing = module(*inputs)
     got_f0, got_v = ort.InferenceSession(graph_bytes, providers=["CPUExecutionProvider"]).run(
-        None, {"mel": mel.numpy()})
+        None, {n: t.numpy() for n, t in zip(names, inputs)})
     error = max(float(np.abs(got_f0 - f0.numpy()).max() / max(1.0, float(f0.abs().max()))),
                 float(np.abs(got_v - voicing.numpy()).max()))
     if not np.isfinite(error) or error > tolerance:

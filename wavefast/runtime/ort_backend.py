@@ -4,7 +4,9 @@
 :class:`~wavefast.vocoder.Vocoder` over it draws exactly the noise the torch backend draws
 (the graph takes white noise as inputs) and gives the same audio up to float rounding.
 Providers: CUDA when available, then CPU. On CUDA the inputs and a preallocated output are
-bound with IOBinding. :meth:`OnnxBackend.run` is the public call.
+bound with IOBinding. :meth:`OnnxBackend.run` is the public call. A graph exported with
+``--lengths`` takes a padded batch of mixed lengths in one call (``supports_lengths``); without
+it the vocoder runs one call per length.
 
 Packaging: ``onnxruntime`` (CPU) and ``onnxruntime-gpu`` both install the ``onnxruntime``
 module; with both installed the CUDA provider silently disappears. :func:`runtime_conflict`
@@ -109,6 +111,7 @@ class OnnxBackend(SamplingBackend):
         self.path = path
         self.spec, self.plan, self.kappa, self._draws = _parse_metadata(meta, path)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.supports_lengths = "lengths" in self.input_names
         self.on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
         self.pitch_session = None
         if meta.get("pitch_graph"):
@@ -127,16 +130,23 @@ class OnnxBackend(SamplingBackend):
     def analyse(self, mel: torch.Tensor, lengths=None) -> Tracks:
         if self.pitch_session is None:
             return None
+        feeds = {"mel": _f32(mel)}
         if lengths is not None:
-            raise WavefastError("the onnx backend runs items of equal length together (no lengths input)")
-        f0, voicing = self.pitch_session.run(["f0", "voicing"], {"mel": _f32(mel)})
+            self._check_lengths(lengths)
+        if self.supports_lengths:  # a graph with the input takes it always: all items whole by default
+            feeds["lengths"] = _frame_counts([mel.shape[-1]] * mel.shape[0] if lengths is None else lengths)
+        f0, voicing = self.pitch_session.run(["f0", "voicing"], feeds)
         return {"f0": torch.from_numpy(f0), "voicing": torch.from_numpy(voicing)}
 
     def run(self, mel, x_T, noise, tracks: Tracks = None, lengths=None) -> torch.Tensor:
-        """White noise (and the mel, and tracks for source-filter graphs) in, audio (B, L) out."""
-        if lengths is not None:
-            raise WavefastError("the onnx backend runs items of equal length together (no lengths input)")
+        """White noise (and the mel, and tracks for source-filter graphs) in, audio (B, L) out.
+        ``lengths`` (B,) frames: a padded batch of mixed lengths (graphs exported with ``--lengths``)."""
         feeds = {"x_T": _f32(x_T)}
+        if lengths is not None:
+            self._check_lengths(lengths)
+        if self.supports_lengths:
+            frames = x_T.shape[-1] // self.spec.hop_length
+            feeds["lengths"] = _frame_counts([frames] * x_T.shape[0] if lengths is None else lengths)
         if self.uses_pitch:  # the graph reads exactly L / hop + 1 frames: repeat the last one at an utterance's end
             need = x_T.shape[-1] // self.spec.hop_length + 1
             mel = _frames(mel, need)
@@ -144,6 +154,10 @@ class OnnxBackend(SamplingBackend):
             for key in ("f0", "voicing"):
                 if key in tracks:
                     tracks[key] = _frames(tracks[key], need)
+                    if lengths is not None:  # each item's own track, its last frame held (for its phase)
+                        from ..models.sourcefilter import solo_frames
+
+                        tracks[key] = solo_frames(tracks[key], torch.as_tensor(lengths).long(), need)
         if self.spec.conditional:
             feeds["mel"] = _f32(mel)
         if self._draws:
@@ -157,6 +171,11 @@ class OnnxBackend(SamplingBackend):
             feeds["f0"], feeds["voicing"] = _f32(tracks["f0"]), _f32(tracks["voicing"])
             feeds["phase"] = _f32(window_phase(self.spec, tracks, x_T.shape[-1]))
         return torch.from_numpy(self._run(feeds))
+
+    def _check_lengths(self, lengths) -> None:
+        if not self.supports_lengths:
+            raise WavefastError(f"{self.path} runs items of equal length together (no lengths input); "
+                                "re-export with --lengths for padded batches of mixed lengths")
 
     def _run(self, feeds: dict) -> np.ndarray:
         feeds = {k: v for k, v in feeds.items() if k in self.input_names}
@@ -180,6 +199,11 @@ def _frames(x: torch.Tensor, need: int) -> torch.Tensor:
     if x.shape[-1] >= need:
         return x[..., :need]
     return torch.cat([x, x[..., -1:].expand(*x.shape[:-1], need - x.shape[-1])], -1)
+
+
+def _frame_counts(lengths) -> np.ndarray:
+    """(B,) frames as the int64 array a ``lengths`` input takes."""
+    return np.ascontiguousarray(torch.as_tensor(lengths).reshape(-1).cpu().numpy(), dtype=np.int64)
 
 
 def _f32(x) -> np.ndarray:
