@@ -18,9 +18,10 @@ harmonic phase of a source-filter model are computed once over the whole utteran
 streaming, as frames arrive) and sliced into each window. Memory is bounded by ``chunk + 2 C``.
 Parallel chunks (``workers`` > 1): the chunks of one long utterance are independent, so they run
 concurrently (threads; ONNX Runtime and PyTorch release the GIL), each utterance cut into at least
-``workers`` pieces when each piece still spans ``2 C`` frames. Same audio as one window; on CPU it
-pays with one intra-op thread per worker (small convolutions scale poorly across threads: the
-default vocoder, 10 s, 2 cores: 0.78x the time of one 2-thread window, see export/README.md).
+``workers`` pieces when each piece still spans ``2 C`` frames. Same audio as one window; on CPU run
+one intra-op thread per worker. It pays where the chunks' duplicated context costs less than one
+window loses across threads (the default vocoder's ONNX graph, 10 s, 2 cores: 0.92x the time of one
+2-thread window; DiffWave BASE at S = 6: 1.06x, no gain; see export/README.md).
 Streaming latency: a chunk is emitted once ``C`` frames of right context have arrived.
 """
 
