@@ -84,6 +84,18 @@ def test_unconditional_graph(tmp_path):
     assert np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
 
 
+def test_unconditional_graph_of_odd_length_falls_back_to_rows_of_one_sample(tmp_path):
+    import dataclasses
+
+    model = _model(conditional=False)
+    model.spec = dataclasses.replace(model.spec, segment_length=641)  # rows of 2 need an even length
+    plan = wavefast.plan_for(model, "var-linear", 3)
+    assert export_onnx(model, plan, tmp_path / "odd.onnx", kappa=0.0, layout="folded")["parity_error"] <= TOL
+    got = generate_with(OnnxBackend(tmp_path / "odd.onnx"), 1, seed=2).numpy()
+    expected = wavefast.generate(model, 1, schedule=plan, kappa=0.0, seed=2).numpy()
+    assert got.shape[-1] == 641 and np.abs(got - expected).max() <= TOL * max(1.0, np.abs(expected).max())
+
+
 def test_per_step_graph(tmp_path):
     model = _model()
     plan = wavefast.plan_for(model, "var-linear", 3)

@@ -153,7 +153,7 @@ class FoldedDenoiser(nn.Module):
 
     def fold_terms(self, terms: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer conditioner terms (B, 2C, L) made by the model itself (the source-filter family's
-        ``prepare``) -> the (filter, gate) pairs :meth:`forward` takes, each (B, C, 1, L), with the
+        ``prepare``) -> the (filter, gate) pairs :meth:`forward` takes, each ``to_layout((B, C, L))``, with the
         dilated convolution's bias added (once per call, not per step)."""
         c = self.channels
         return [(self.to_layout(term[:, :c] + self.dilated_bias[k, :c, None]),

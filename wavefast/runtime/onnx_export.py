@@ -130,6 +130,8 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
                                     row_width=0 if layout == "folded-wide" else row_width)
     folded = layout in ("folded", "folded-wide") or (layout == "auto" and spec.arch.residual_channels >= 64)
     row_width = 0 if layout == "folded-wide" else row_width
+    if row_width and not spec.conditional and spec.segment_length % row_width:
+        row_width = 1  # rows of P samples need L divisible by P (a vocoder's L = frames * hop always is)
     if per_step:
         module = StepGraph(model)
         length = 8 * spec.hop_length if spec.conditional else spec.segment_length
