@@ -73,6 +73,15 @@ class SamplingBackend:
         raise NotImplementedError
 
 
+def solo_tracks(tracks: Tracks, lengths, need: int) -> Tracks:
+    """Each item's ``f0`` / ``voicing`` (B, need) as it alone would have them (its last frame held past its
+    end), for a padded batch of mixed ``lengths`` (B,) frames; other entries unchanged."""
+    from ..models.sourcefilter import solo_frames
+
+    lengths = torch.as_tensor(lengths).long()
+    return dict(tracks, **{k: solo_frames(tracks[k], lengths, need) for k in ("f0", "voicing") if k in tracks})
+
+
 def window_phase(spec, tracks: Tracks, length: int) -> Optional[torch.Tensor]:
     """The harmonic phase (B, L) of a window from its tracks (``f0`` and ``phase0``)."""
     if not tracks:
@@ -113,11 +122,8 @@ class TorchBackend(SamplingBackend):
         if self.uses_pitch:
             if not tracks:
                 raise WavefastError("this model needs F0 tracks (analyse the mel first)")
-            if lengths is not None:  # each item's tracks as it alone would have them (its last frame held)
-                from ..models.sourcefilter import solo_frames
-
-                need = length // self.spec.hop_length + 1
-                tracks = dict(tracks, **{k: solo_frames(tracks[k], lengths, need) for k in ("f0", "voicing")})
+            if lengths is not None:
+                tracks = solo_tracks(tracks, lengths, length // self.spec.hop_length + 1)
             phase = window_phase(self.spec, tracks, length).to(device)
             context = model.prepare(mel, length, f0=tracks["f0"].to(device, dtype),
                                     voicing=tracks["voicing"].to(device, dtype), phase=phase, lengths=lengths)

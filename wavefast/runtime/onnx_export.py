@@ -101,8 +101,8 @@ def export_onnx(model: DiffWave, plan: SamplingPlan, path, kappa=None, per_step:
     blocked CPU kernels on all its threads; ``"folded-wide"`` the same with time along the width (its
     convolutions then run one thread per item; kept for comparison);
     ``"reference"`` exports the model's layers as they are (same outputs); ``"auto"`` picks
-    folded for models with >= 64 residual channels, where it measured faster on CPU (DiffWave
-    BASE: RTF 2.7 vs 3.8), and reference below (32 channels: 1.03 vs 0.88). A source-filter
+    folded for models with >= 64 residual channels, where it measured faster on CPU (with the
+    width layout: DiffWave BASE RTF 2.7 vs 3.8), and reference below (32 channels: 1.03 vs 0.88). A source-filter
     model's residual stack (64 channels on 4 subbands for the default vocoder) is folded unless
     ``"reference"`` is asked for (the default vocoder: folded 0.78x the reference's time).
 

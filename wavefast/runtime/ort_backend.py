@@ -27,7 +27,7 @@ import torch
 from ..errors import WavefastError
 from ..models.spec import ModelSpec
 from ..schedules.plans import SamplingPlan
-from .backends import SamplingBackend, Tracks, window_phase
+from .backends import SamplingBackend, Tracks, solo_tracks, window_phase
 
 GRAPH_FORMAT = "full"
 
@@ -154,10 +154,8 @@ class OnnxBackend(SamplingBackend):
             for key in ("f0", "voicing"):
                 if key in tracks:
                     tracks[key] = _frames(tracks[key], need)
-                    if lengths is not None:  # each item's own track, its last frame held (for its phase)
-                        from ..models.sourcefilter import solo_frames
-
-                        tracks[key] = solo_frames(tracks[key], torch.as_tensor(lengths).long(), need)
+            if lengths is not None:  # each item's own tracks (for its phase)
+                tracks = solo_tracks(tracks, lengths, need)
         if self.spec.conditional:
             feeds["mel"] = _f32(mel)
         if self._draws:
