@@ -4,10 +4,10 @@
 
 Exports the shipped vocoder's full S-step graph (fp32, folded layout, its default plan), then
 quantises it with ONNX Runtime's static quantisation (QDQ format, int8 per-channel weights, uint8
-activations calibrated by min/max on real feeds) in two variants:
+activations calibrated by min/max on real feeds; :mod:`wavefast.runtime.quantize`) in two variants:
 
-- ``int8-stack``: only the residual stack's convolutions (the network's bulk; the whitening,
-  subband and mel-projection convolutions stay fp32);
+- ``int8-stack``: only the residual layers' convolutions (the network's bulk; the whitening,
+  subband and mel-projection convolutions stay fp32): what ``wavefast export onnx --int8`` writes;
 - ``int8-all``: every convolution.
 
 Calibration feeds are the graph's own inputs for training-split utterances (LJ001-0001..0004 from
@@ -25,13 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import onnx
 import torch
 
 import wavefast
 from wavefast.models.default_models import load_default
 from wavefast.runtime.onnx_export import export_onnx
 from wavefast.runtime.ort_backend import OnnxBackend
+from wavefast.runtime.quantize import quantize_graph, snr_db
 
 
 def utterances(data) -> tuple:
@@ -44,40 +45,6 @@ def utterances(data) -> tuple:
         return calib, read_audio(wavs / "LJ001-0005.wav")
     demo = read_audio(Path(wavefast.__file__).parent / "demo_data" / "hello.wav")
     return [demo], demo
-
-
-def captured_feeds(path, mels, threads) -> list:
-    """The feeds the front door gives the graph for each mel (seed 0)."""
-    backend = OnnxBackend(path, providers=["CPUExecutionProvider"], threads=threads)
-    feeds, run = [], backend._run
-    backend._run = lambda f: feeds.append({k: v.copy() for k, v in f.items() if k in backend.input_names}) or run(f)
-    voc = wavefast.Vocoder(backend, chunk_seconds=3600)
-    for mel in mels:
-        voc(mel, seeds=0)
-    return feeds
-
-
-def quantize(source: Path, target: Path, feeds: list, only_stack: bool) -> None:
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter(feeds)
-
-        def get_next(self):
-            return next(self.items, None)
-
-    proto = onnx.load(str(source))
-    convs = [n.name for n in proto.graph.node if n.op_type == "Conv" and (not only_stack or n.name.startswith("/stack"))]
-    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    op_types_to_quantize=["Conv"], nodes_to_quantize=convs, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
-    quantized = onnx.load(str(target))
-    del quantized.metadata_props[:]
-    quantized.metadata_props.extend(proto.metadata_props)  # the spec, plan and pitch graph travel with it
-    onnx.save(quantized, str(target))
-    print(f"{target.name}: {len(convs)} convolutions quantised", flush=True)
 
 
 def main() -> int:
@@ -95,10 +62,12 @@ def main() -> int:
     fp32 = out / "fp32.onnx"
     export_onnx(model, voc.plan, fp32, kappa=voc.kappa)
     calib, timed = utterances(args.data)
-    feeds = captured_feeds(fp32, [voc.mel(torch.as_tensor(a), sr)[None] for a, sr in calib], args.threads)
+    mels = [voc.mel(torch.as_tensor(a), sr) for a, sr in calib]
     graphs = {"fp32": fp32, "int8-stack": out / "int8-stack.onnx", "int8-all": out / "int8-all.onnx"}
-    quantize(fp32, graphs["int8-stack"], feeds, only_stack=True)
-    quantize(fp32, graphs["int8-all"], feeds, only_stack=False)
+    every_conv = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"]
+    for name, convs in (("int8-stack", None), ("int8-all", every_conv)):  # int8-stack: what --int8 writes
+        report = quantize_graph(fp32, graphs[name], mels, args.threads, convolutions=convs)
+        print(f"{name}.onnx: {report['convolutions']} convolutions quantised", flush=True)
     mel = voc.mel(torch.as_tensor(timed[0]), timed[1])[None]
     seconds = mel.shape[-1] * voc.hop_length / voc.sample_rate
     print(f"timed utterance {seconds:.2f} s, plan {voc.plan.name}, {args.threads} thread(s)")
@@ -116,8 +85,7 @@ def main() -> int:
         wall = statistics.median(times)
         if reference is None:
             reference, base_wall = audio, wall
-        error = float(((audio - reference) ** 2).sum())
-        snr = float("inf") if error == 0 else 10 * np.log10(float((reference ** 2).sum()) / error)
+        snr = snr_db(reference.numpy(), audio.numpy())
         print(f"{name:<12} {wall:>8.2f} {wall / seconds:>7.3f} {wall / base_wall:>12.2f} {snr:>15.1f}", flush=True)
     return 0
 
