@@ -17,10 +17,13 @@ rows of one run hold better than the absolute times.
 threads of one intra-op thread each.
 
 Backends: ``torch`` (PyTorch, conditioner hoisted out of the step loop; mixed lengths run as one
-padded batch with every layer masked past each item's end), ``eager`` (PyTorch, the network
+padded batch with every layer masked past each item's end), ``torch-bf16`` (the same in bfloat16:
+fast where the CPU has AVX512-BF16; judge it by the audio metrics, not 1e-4), ``eager`` (PyTorch, the network
 called as is at every step; DiffWave only), ``ort`` (the exported graph in the folded layout ONNX
 Runtime runs in its blocked kernels: time along rows of 2 samples), ``ort-rows1`` (rows of one
 sample), ``ort-wide`` (time along the width: one thread per item's convolution), ``ort-reference`` (the model's layers exported as they are),
+``ort-int8`` (the ort graph with its residual convolutions in int8, as ``wavefast export onnx --int8`` writes
+it, calibrated on the demo sentence; needs ``ort`` in the list; pays with AVX512-VNNI),
 ``ort-lengths`` (the ort graph exported with its ``lengths`` input: a mixed batch as one padded call;
 the other graphs run a mixed batch as one call per length). With a CUDA device it also times
 PyTorch CUDA (fp32, bf16) and ONNX Runtime's CUDA provider.
@@ -33,6 +36,7 @@ costs, memory included: long items then run one at a time in chunks with exact c
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import statistics
 import sys
@@ -50,7 +54,7 @@ from wavefast.models.spec import DiffWaveConfig
 from wavefast.runtime.backends import TorchBackend
 from wavefast.samplers import PerSampleNoise, sample
 
-BACKENDS = ("torch", "eager", "ort", "ort-rows1", "ort-wide", "ort-reference", "ort-lengths")
+BACKENDS = ("torch", "torch-bf16", "eager", "ort", "ort-rows1", "ort-wide", "ort-reference", "ort-lengths", "ort-int8")
 
 
 def measured_sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -127,6 +131,8 @@ def main() -> None:
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         sys.exit(f"bench.py: unknown backend(s) {', '.join(unknown)}; allowed: {', '.join(BACKENDS)}")
+    if "ort-int8" in backends and "ort" not in backends:
+        sys.exit("bench.py: ort-int8 quantises the ort graph: list ort too (--backends ort,ort-int8)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -147,6 +153,9 @@ def main() -> None:
           f"{'peak GB':>8}")
 
     vocoders = {"torch": ("pytorch (hoisted)", torch_voc)}
+    if "torch-bf16" in backends:
+        vocoders["torch-bf16"] = ("pytorch bf16 (hoisted)", wavefast.Vocoder(
+            TorchBackend(copy.deepcopy(model).to(torch.bfloat16), plan, 1.0), chunk_seconds=chunk))
     if any(b.startswith("ort") for b in backends) or torch.cuda.is_available():
         try:
             from wavefast.runtime.onnx_export import export_onnx
@@ -163,6 +172,14 @@ def main() -> None:
                     vocoders[name] = (label, wavefast.Vocoder(
                         OnnxBackend(path, providers=["CPUExecutionProvider"], threads=args.threads),
                         chunk_seconds=chunk))
+                    if name == "ort" and "ort-int8" in backends:
+                        from wavefast.runtime.quantize import calibration_mels, quantize_graph
+
+                        int8 = path.with_name("ort-int8.onnx")
+                        quantize_graph(path, int8, calibration_mels(path), args.threads)  # what --int8 writes
+                        vocoders["ort-int8"] = ("onnxruntime CPU (folded, int8)", wavefast.Vocoder(
+                            OnnxBackend(int8, providers=["CPUExecutionProvider"], threads=args.threads),
+                            chunk_seconds=chunk))
                     if name == "ort" and args.workers > 1:
                         vocoders["ort-workers"] = (f"ort, {args.workers} chunks x 1 thread", wavefast.Vocoder(
                             OnnxBackend(path, providers=["CPUExecutionProvider"], threads=1),

@@ -276,7 +276,7 @@ def cmd_vocoder_table(args) -> int:
         voc = Vocoder.from_pretrained(path or None, steps=int(options["steps"]) if "steps" in options else None,
                                       plan=options.get("plan"),
                                       kappa=float(options["kappa"]) if "kappa" in options else None,
-                                      clip_range=options.get("clip") == "1")
+                                      clip_range=options.get("clip") == "1", dtype=options.get("dtype"))
         vocode = (lambda v: lambda ident, mel: v.vocode_long(mel, seed=0).numpy())(voc)
         systems[name] = _cached(vocode, Path(args.output).with_suffix(".audio") / name, spec_text) \
             if args.output else vocode
@@ -291,11 +291,12 @@ def cmd_vocoder_table(args) -> int:
     return 0
 
 
-SYSTEM_OPTIONS = ("steps", "plan", "kappa", "clip")
+SYSTEM_OPTIONS = ("steps", "plan", "kappa", "clip", "dtype")
 
 
 def _system_options(spec_text: str, opts: str) -> dict:
-    """``steps=S,plan=P,kappa=K,clip=1`` -> dict, every key and value checked (one line naming what is wrong)."""
+    """``steps=S,plan=P,kappa=K,clip=1,dtype=D`` -> dict, every key and value checked (one line naming what is
+    wrong). ``dtype`` (float32 or bfloat16) runs a torch model at that precision, to score what it costs."""
     options = {}
     for item in (opts.split(",") if opts else []):
         key, eq, value = item.partition("=")
@@ -310,6 +311,8 @@ def _system_options(spec_text: str, opts: str) -> dict:
     if options.get("clip", "1") not in ("0", "1"):
         raise WavefastError(f"--system {spec_text!r}: clip must be 0 or 1 (1: map the plan's noise levels onto "
                             "the model's range)")
+    if options.get("dtype", "float32") not in ("float32", "bfloat16"):
+        raise WavefastError(f"--system {spec_text!r}: dtype must be float32 or bfloat16 (got {options['dtype']!r})")
     return options
 
 
@@ -378,8 +381,10 @@ def add_eval_commands(sub) -> None:
     p.add_argument("--ids", help="utterance ids or ranges, e.g. LJ001-0025..LJ001-0032 (default: all)")
     p.add_argument("--references", help="folder of recordings ID.wav (MR-STFT, log-mel, pitch, the 'real' row)")
     p.add_argument("--transcripts", help="LJSpeech-style metadata.csv for WER")
-    p.add_argument("--system", action="append", default=[], metavar="NAME=MODEL[:steps=S,plan=P,kappa=K,clip=1]",
-                   help="a model to score (MODEL empty = the shipped vocoder); repeat for several")
+    p.add_argument("--system", action="append", default=[],
+                   metavar="NAME=MODEL[:steps=S,plan=P,kappa=K,clip=1,dtype=D]",
+                   help="a model to score (MODEL empty = the shipped vocoder; a .onnx graph runs in ONNX Runtime; "
+                        "dtype=bfloat16 runs a torch model in bf16); repeat for several")
     p.add_argument("--sample-rate", type=int, default=22050)
     p.add_argument("--pitch-from-hifigan", action="store_true",
                    help="pitch reference = HiFi-GAN's output (for mels without recordings)")
