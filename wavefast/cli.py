@@ -193,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a 'lengths' input (frames per item): a padded batch of mixed lengths in one call, "
                         "each item as if alone (one mask multiply per layer per step)")
     p.add_argument("--int8", action="store_true",
-                   help="opt-in: the residual layers' convolutions in int8 (ONNX Runtime static quantisation, "
-                        "calibrated on --calibration); pays on CPUs with AVX512-VNNI (default vocoder 0.58x the fp32 "
-                        "time, 21.9 dB SNR vs fp32), not on plain AVX2 (0.99x); see export/README.md")
+                   help="opt-in: the per-step network's convolutions in int8 (ONNX Runtime static quantisation, "
+                        "calibrated on --calibration); pays on CPUs with AVX512-VNNI (default vocoder 0.79x the fp32 "
+                        "time, vocoder metrics as fp32), not on plain AVX2 (0.99x); see export/README.md")
     p.add_argument("--calibration", action="append", default=[], metavar="FILE",
                    help="with --int8: a recording (.wav) or mel (.npy/.pt) to calibrate on; repeat for several "
                         "(default: the shipped demo sentence)")
