@@ -191,7 +191,8 @@ def test_vocoder_table_runs_a_system_in_bfloat16(tmp_path):
     save_native(tiny_sf(), model)
     out = tmp_path / "table"
     assert cli.main(["vocoder-table", "--mels", str(mels), "--system", f"f32={model}:steps=2",
-                     "--system", f"bf16={model}:steps=2,dtype=bfloat16", "--no-anchors", "--no-mos", "-o", str(out)]) == 0
+                     "--system", f"bf16={model}:steps=2,dtype=bfloat16", "--no-anchors", "--no-mos",
+                     "-o", str(out)]) == 0
     a, b = (np.load(out.with_suffix(".audio") / name / "LJ001-0001.npy") for name in ("f32", "bf16"))
     # the bf16 system really ran in bf16 (a random tiny model amplifies its rounding, so only "differs" is checked;
     # the shipped model's bf16 cost is measured in export/README.md) and came back as float32 audio of the same length
