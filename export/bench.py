@@ -176,7 +176,7 @@ def main() -> None:
                         from wavefast.runtime.quantize import calibration_mels, quantize_graph
 
                         int8 = path.with_name("ort-int8.onnx")
-                        quantize_graph(path, int8, calibration_mels(path), args.threads)  # what --int8 writes
+                        quantize_graph(path, int8, calibration_mels(spec), args.threads)  # what --int8 writes
                         vocoders["ort-int8"] = ("onnxruntime CPU (folded, int8)", wavefast.Vocoder(
                             OnnxBackend(int8, providers=["CPUExecutionProvider"], threads=args.threads),
                             chunk_seconds=chunk))

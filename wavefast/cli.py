@@ -475,7 +475,7 @@ def cmd_export(args) -> int:
             fp32 = Path(folder) / "fp32.onnx"
             report = export_onnx(model, plan, fp32, kappa=args.kappa, check=not args.no_check, layout=args.layout,
                                  lengths=args.lengths)
-            quant = quantize_graph(fp32, args.output, calibration_mels(fp32, args.calibration))
+            quant = quantize_graph(fp32, args.output, calibration_mels(model.spec, args.calibration))
         extra = (f"; int8: {quant['convolutions']} convolutions of the per-step network, output "
                  f"{quant['snr_db']:.1f} dB SNR vs fp32 on {quant['calibration_items']} calibration item(s)")
     check = "skipped" if report["parity_error"] is None else f"max rel. error {report['parity_error']:.2e}"

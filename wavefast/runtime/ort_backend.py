@@ -110,7 +110,7 @@ class OnnxBackend(SamplingBackend):
         meta = self.session.get_modelmeta().custom_metadata_map
         self.path = path
         self.spec, self.plan, self.kappa, self._draws = _parse_metadata(meta, path)
-        self.precision = meta.get("precision", "float32")  # "int8": residual convolutions quantised (--int8)
+        self.precision = meta.get("precision", "float32")  # "int8": per-step network in int8 (--int8)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.supports_lengths = "lengths" in self.input_names
         self.on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"

@@ -17,8 +17,8 @@ calibration mel (seed 0, :func:`calibration_frames`), so the activation ranges a
 sampling trajectories. What it costs is measured, not assumed (export/README.md "int8"): on 2
 AVX512-VNNI cores the default vocoder's graph ran in 0.71-0.83x its fp32 time at 22 dB SNR against
 the fp32 output, with the vocoder metrics unchanged; DiffWave BASE's graph in 0.97x; on AVX2 cores
-without VNNI the default vocoder's in 0.99x. Hence opt-in. Judge it by the vocoder metrics (``wavefast eval vocoder-table
---system NAME=graph.onnx``), not by 1e-4 parity.
+without VNNI the default vocoder's in 0.99x. Hence opt-in. Judge it by the vocoder metrics
+(``wavefast eval vocoder-table --system NAME=graph.onnx``), not by 1e-4 parity.
 """
 
 from __future__ import annotations
@@ -52,43 +52,44 @@ def calibration_frames(spec, convolutions: int) -> int:
 
 
 class _RecordingBackend(OnnxBackend):
-    """An OnnxBackend that keeps a copy of every feed it runs (the calibration data)."""
+    """An OnnxBackend that keeps a copy of every feed it runs (the calibration data) and its output."""
 
     def __init__(self, path, threads=None):
         super().__init__(path, providers=["CPUExecutionProvider"], threads=threads)
         self.recorded: List[dict] = []
+        self.outputs: List[np.ndarray] = []
 
     def _run(self, feeds: dict) -> np.ndarray:
         self.recorded.append({k: v.copy() for k, v in feeds.items() if k in self.input_names})
-        return super()._run(feeds)
+        self.outputs.append(super()._run(feeds))
+        return self.outputs[-1]
 
 
-def calibration_feeds(graph, mels: Sequence[torch.Tensor], threads=None) -> List[dict]:
-    """The graph's feeds for each mel (n_mels, frames) through :class:`wavefast.Vocoder`, seed 0, one window."""
+def calibration_feeds(backend: OnnxBackend, mels: Sequence[torch.Tensor]) -> None:
+    """Run each mel (n_mels, frames) through :class:`wavefast.Vocoder` over ``backend`` (a
+    :class:`_RecordingBackend`), seed 0, one window: its feeds and outputs are then recorded there."""
     from ..vocoder import Vocoder
 
-    backend = _RecordingBackend(graph, threads)
     voc = Vocoder(backend, chunk_seconds=3600)
     for mel in mels:
         voc(torch.as_tensor(mel)[None], seeds=0)
-    return backend.recorded
 
 
-def calibration_mels(graph, files: Sequence = ()) -> List[torch.Tensor]:
-    """Calibration mels (n_mels, frames) for ``graph``: each file a recording (.wav, .flac: through the model's own
-    front end) or a mel (.npy, .pt); none given: the shipped demo sentence."""
+def calibration_mels(spec, files: Sequence = ()) -> List[torch.Tensor]:
+    """Calibration mels (n_mels, frames) for a model of ``spec``: each file a recording (.wav, .flac: resampled and
+    through the model's own front end, as ``wavefast vocode`` reads one) or a mel (.npy, .pt); none given: the
+    shipped demo sentence."""
     from ..audio.io import load_mel, read_audio
-    from ..vocoder import Vocoder
+    from ..audio.mel import mel_spectrogram
 
-    voc = Vocoder(OnnxBackend(graph, providers=["CPUExecutionProvider"]), chunk_seconds=3600)
     files = [Path(f) for f in files] or [Path(__file__).resolve().parent.parent / "demo_data" / "hello.wav"]
     mels = []
     for path in files:
         if path.suffix.lower() in (".npy", ".pt"):
             mels.append(load_mel(path))
         else:
-            audio, rate = read_audio(path)
-            mels.append(voc.mel(torch.as_tensor(audio), rate))
+            audio, _ = read_audio(path, spec.sample_rate)
+            mels.append(mel_spectrogram(audio, spec.mel_frontend, spec.sample_rate, spec.n_mels, spec.hop_length))
     return mels
 
 
@@ -116,7 +117,7 @@ def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
 
 def quantize_graph(source, target, mels: Sequence[torch.Tensor], threads=None,
                    convolutions: Optional[Sequence[str]] = None) -> dict:
-    """Write ``target``: the fp32 full graph ``source`` with its residual convolutions in int8 (QDQ).
+    """Write ``target``: the fp32 full graph ``source`` with its per-step network's convolutions in int8 (QDQ).
 
     ``mels``: calibration mels (n_mels, frames) in the model's front end, each cropped to its first
     :func:`calibration_frames`; ``convolutions``: Conv node names
@@ -134,8 +135,8 @@ def quantize_graph(source, target, mels: Sequence[torch.Tensor], threads=None,
     from ..fileio import atomic_output
 
     source, target = Path(source), Path(target)
-    probe = OnnxBackend(source, providers=["CPUExecutionProvider"], threads=threads)
-    spec = probe.spec
+    recorder = _RecordingBackend(source, threads)
+    spec = recorder.spec
     if not spec.conditional:
         raise WavefastError("int8 export is for vocoder graphs (its calibration runs mels through the vocoder)")
     if not mels:
@@ -146,9 +147,10 @@ def quantize_graph(source, target, mels: Sequence[torch.Tensor], threads=None,
         raise WavefastError(f"{source} is already {meta[PRECISION_KEY]}; quantise the fp32 graph")
     convs = list(convolutions) if convolutions is not None else stack_convolutions(proto)
     if not convs:
-        raise WavefastError(f"{source}: no residual-layer convolutions found to quantise")
+        raise WavefastError(f"{source}: no convolutions of the per-step network found to quantise")
     frames = calibration_frames(spec, len(convs))
-    feeds = calibration_feeds(source, [torch.as_tensor(m)[:, :frames] for m in mels], threads)
+    calibration_feeds(recorder, [torch.as_tensor(m)[:, :frames] for m in mels])
+    feeds = recorder.recorded
 
     class Reader(CalibrationDataReader):
         """The feeds, one range at a time (ORT's strided calibration merges min / max after each range)."""
@@ -177,7 +179,7 @@ def quantize_graph(source, target, mels: Sequence[torch.Tensor], threads=None,
             entry.key, entry.value = key, value
         onnx.save(quantized, str(tmp))
         int8 = OnnxBackend(tmp, providers=["CPUExecutionProvider"], threads=threads)
-        reference = np.concatenate([probe._run(f).ravel() for f in feeds])
+        reference = np.concatenate([out.ravel() for out in recorder.outputs])
         got = np.concatenate([int8._run(f).ravel() for f in feeds])
     return {"path": str(target), "convolutions": len(convs), "calibration_items": len(feeds),
             "snr_db": snr_db(reference, got)}
